@@ -1,0 +1,1 @@
+"""The networks only: no training loops, no data handling."""

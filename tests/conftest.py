@@ -1,0 +1,75 @@
+"""Shared fixtures: a temporary workspace, the cached sample data and a local HTTP server."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A fresh workspace folder used through $POLYJUICE_WORKSPACE."""
+    root = tmp_path / "ws"
+    monkeypatch.setenv("POLYJUICE_WORKSPACE", str(root))
+    monkeypatch.setenv("POLYJUICE_DEVICE", "cpu")
+    return root
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory):
+    """The embedded sample files (fetched once per machine into the cache, copied per session)."""
+    from helpers.samples import fetch_samples
+
+    return fetch_samples(tmp_path_factory.mktemp("samples"))
+
+
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files with Range support, plus a request log the tests can read."""
+
+    requests_seen: list = []
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+    def do_GET(self):
+        type(self).requests_seen.append((self.path, self.headers.get("Range")))
+        rng = self.headers.get("Range")
+        path = Path(self.translate_path(self.path))
+        if not rng or not path.is_file():
+            return super().do_GET()
+        data = path.read_bytes()
+        start = int(rng.split("=")[1].split("-")[0])
+        if start >= len(data):
+            self.send_response(416)
+            self.end_headers()
+            return
+        self.send_response(206)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        self.wfile.write(data[start:])
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """(folder, base_url, request log): files put in folder are served on 127.0.0.1."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = type("Handler", (RangeHandler,), {"requests_seen": []})
+
+    def factory(*a, **kw):
+        return handler(*a, directory=str(root), **kw)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), factory)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}", handler.requests_seen
+    server.shutdown()
+    server.server_close()
