@@ -1,0 +1,136 @@
+"""Run the course's notebooks headlessly (for `make demo` and the tests) and keep them clean.
+
+    python -m helpers.course demo            # every notebook, quick mode, into ./workspace
+    python -m helpers.course run 03 --full   # one notebook with its default (long) settings
+    python -m helpers.course strip notebooks/*.ipynb
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO / "notebooks"
+
+
+def notebooks() -> list[Path]:
+    """The course notebooks in lesson order."""
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def find_notebook(key: str) -> Path:
+    matches = [p for p in notebooks() if p.name.startswith(key) or p.stem == key]
+    if len(matches) != 1:
+        raise SystemExit(f"No single notebook matches {key!r}; choose from {[p.stem for p in notebooks()]}")
+    return matches[0]
+
+
+def run_notebook(
+    path: str | os.PathLike,
+    output: str | os.PathLike,
+    parameters: dict | None = None,
+    workspace: str | os.PathLike | None = None,
+    timeout: int = 1800,
+) -> Path:
+    """Execute a notebook top to bottom in a fresh Jupyter kernel; raise on the first failing cell.
+
+    `parameters` override the cell tagged `parameters` (papermill); `workspace`
+    becomes $POLYJUICE_WORKSPACE for the kernel.
+    """
+    import papermill
+
+    path, output = Path(path), Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    saved = os.environ.get("POLYJUICE_WORKSPACE")
+    if workspace is not None:
+        os.environ["POLYJUICE_WORKSPACE"] = str(Path(workspace).resolve())
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    # the kernel must be this interpreter (the venv), whatever `python` means on PATH
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    try:
+        papermill.execute_notebook(
+            str(path),
+            str(output),
+            parameters=parameters or {},
+            kernel_name="python3",
+            cwd=str(REPO),
+            execution_timeout=timeout,
+            progress_bar=False,
+        )
+    finally:
+        if workspace is not None:
+            if saved is None:
+                os.environ.pop("POLYJUICE_WORKSPACE", None)
+            else:
+                os.environ["POLYJUICE_WORKSPACE"] = saved
+    return output
+
+
+def has_outputs(path: str | os.PathLike) -> bool:
+    nb = nbformat.read(str(path), as_version=4)
+    return any(c.cell_type == "code" and (c.get("outputs") or c.get("execution_count")) for c in nb.cells)
+
+
+def strip(path: str | os.PathLike) -> bool:
+    """Remove outputs, execution counts and run metadata; return True if the file changed."""
+    nb = nbformat.read(str(path), as_version=4)
+    before = nbformat.writes(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        for key in ("execution", "papermill", "collapsed", "scrolled"):
+            cell.metadata.pop(key, None)
+    nb.metadata.pop("papermill", None)
+    after = nbformat.writes(nb)
+    if after != before:
+        Path(path).write_text(after + ("\n" if not after.endswith("\n") else ""))
+    return after != before
+
+
+def demo(workspace: Path, quick: bool = True, only: list[str] | None = None) -> None:
+    """Fetch the samples, then run every notebook in order; executed copies go to workspace/executed/."""
+    from .samples import fetch_samples
+
+    workspace = workspace.resolve()
+    print(f"Fetching sample data into {workspace / 'samples'} ...")
+    fetch_samples(workspace / "samples")
+    for nb in notebooks() if not only else [find_notebook(k) for k in only]:
+        out = workspace / "executed" / nb.name
+        t0 = time.time()
+        print(f"Running {nb.name} (QUICK={quick}) ...", flush=True)
+        run_notebook(nb, out, {"QUICK": quick}, workspace)
+        print(f"  done in {time.time() - t0:.0f} s -> {out}")
+    print(f"All done. Outputs are in {workspace}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m helpers.course")
+    sub = parser.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("demo", help="run every notebook in quick mode")
+    d.add_argument("--workspace", type=Path, default=Path(os.environ.get("POLYJUICE_WORKSPACE", "workspace")))
+    r = sub.add_parser("run", help="run some notebooks (e.g. 03 04)")
+    r.add_argument("keys", nargs="+")
+    r.add_argument("--full", action="store_true", help="default settings instead of QUICK")
+    r.add_argument("--workspace", type=Path, default=Path(os.environ.get("POLYJUICE_WORKSPACE", "workspace")))
+    s = sub.add_parser("strip", help="remove outputs from notebooks")
+    s.add_argument("paths", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        demo(args.workspace)
+    elif args.command == "run":
+        demo(args.workspace, quick=not args.full, only=args.keys)
+    else:
+        for p in args.paths:
+            if strip(p):
+                print(f"stripped {p}")
+
+
+if __name__ == "__main__":
+    main()

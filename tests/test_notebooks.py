@@ -1,0 +1,46 @@
+"""Every course notebook runs top to bottom in a real Jupyter kernel, QUICK mode, CPU, offline.
+
+The notebooks share one workspace and run in lesson order, as in `make demo`,
+so a later lesson sees what an earlier one wrote (each must also cope alone).
+"""
+
+import os
+
+import pytest
+
+from helpers.course import has_outputs, notebooks, run_notebook
+
+NOTEBOOKS = notebooks()
+
+
+def test_there_are_five_lessons():
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_without_outputs(path):
+    assert not has_outputs(path), f"{path.name} has outputs: run `make strip`"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_has_one_parameters_cell_with_quick(path):
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and "QUICK" in tagged[0].source
+
+
+@pytest.fixture(scope="session")
+def course_workspace(tmp_path_factory):
+    return tmp_path_factory.mktemp("course_ws")
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_top_to_bottom(path, course_workspace, monkeypatch):
+    monkeypatch.setenv("POLYJUICE_DEVICE", "cpu")
+    monkeypatch.setenv("POLYJUICE_OFFLINE", "1")  # no web search back ends in tests
+    out = run_notebook(path, course_workspace / "executed" / path.name, {"QUICK": True}, course_workspace)
+    assert out.exists()
+    assert (course_workspace / "checkpoints").is_dir()
