@@ -58,6 +58,7 @@ STATUSES = {
     "duplicate": "same bytes as an image already seen (SHA-256)",
     "near_duplicate": "looks like a kept image (pHash within the threshold)",
     "too_small": "shorter side below min_side",
+    "blank": "almost a single colour: a placeholder or an empty frame",
     "too_large": "more bytes than max_bytes (Content-Length or while reading) or more pixels than max_pixels",
     "not_image": "Content-Type or first bytes are not an image format we read",
     "corrupt": "claims to be an image but does not decode (e.g. truncated)",
@@ -328,6 +329,7 @@ class DownloadConfig:
     max_pixels: int = 50_000_000  # decompression bombs: a tiny file that decodes to gigabytes
     min_side: int = 256  # faces are cropped to 256x256 later; smaller images are no use
     max_side: int = 2048  # larger images are shrunk before saving (Drive space; faces need far less)
+    min_contrast: float = 4.0  # standard deviation of the grey levels; below it the image is "blank"
     phash_threshold: int = 6  # Hamming distance at or below which an image counts as a near-duplicate
     max_redirects: int = 5
     respect_robots: bool = True
@@ -635,6 +637,8 @@ def _process(cand: Candidate, run: _Run) -> dict:
         row["height"], row["width"] = rgb.shape[:2]
         if min(rgb.shape[:2]) < cfg.min_side:
             raise Skip("too_small", f"{rgb.shape[1]}x{rgb.shape[0]}, shorter side < min_side={cfg.min_side}")
+        if rgb.std() < cfg.min_contrast:
+            raise Skip("blank", f"grey-level spread {rgb.std():.1f} < min_contrast={cfg.min_contrast:g}")
         rgb = _limit_side(rgb, cfg.max_side)
         row["height"], row["width"] = rgb.shape[:2]
         h = phash(rgb)
@@ -904,6 +908,33 @@ def export_frames(video: str | os.PathLike, folder: str | os.PathLike, every: in
             Image.fromarray(frame.image).save(path, "JPEG", quality=quality)
         paths.append(path)
     return paths
+
+
+# domain -> (sample video, keep every n-th frame): the offline stand-ins for scraped photos
+SAMPLE_DOMAINS = {"selfie": (("woman.mp4", 16), ("man.mp4", 12)), "drag": (("megamind.avi", 10),)}
+
+
+def serve_sample_frames(samples: dict, folder: str | os.PathLike, domains: dict = SAMPLE_DOMAINS,
+                        max_frames: int | None = 30) -> tuple[LocalImageServer, dict[str, list[Candidate]]]:
+    """Frames of the sample videos as JPEGs on a local HTTP server, as one URL-list file per domain.
+
+    Each list also holds a URL that answers 404 and an HTML page saved as .jpg,
+    so the offline run shows the downloader's checks at work. Returns the running
+    server (close it when done) and domain -> candidates.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fake = folder / "not_a_photo.jpg"
+    fake.write_text("<!DOCTYPE html><html><body>An error page saved under a .jpg name</body></html>")
+    server = local_image_server(folder)
+    out = {}
+    for domain, videos in domains.items():
+        frames = [p for name, every in videos for p in export_frames(samples[name], folder / domain, every, max_frames)]
+        urls = [server.url_for(p) for p in frames] + [server.url_for(fake), f"{server.url}/{domain}/gone.jpg"]
+        url_list = folder / f"{domain}_urls.txt"
+        url_list.write_text("\n".join(urls) + "\n")
+        out[domain] = from_url_list(url_list, query="sample frames", source="local")
+    return server, out
 
 
 def square_thumbnails(paths, size: int = 128) -> list[np.ndarray]:

@@ -84,6 +84,7 @@ def build_site() -> dict:
         "/img/cmyk.jpg": encode(Image.fromarray(CMYK_SOURCE).convert("CMYK")),
         "/img/rotated.jpg": rotated_jpeg(),
         "/img/tiny.jpg": encode(blobs(12, 32, 32)),
+        "/img/blank.png": encode(np.full((200, 200, 3), 200, np.uint8), "PNG"),  # a grey placeholder
         "/img/truncated.jpg": encode(blobs(13))[:1500],
     }
 
@@ -208,6 +209,7 @@ HOSTILE_PATHS = {
     "/img/cmyk.jpg": "ok",
     "/img/rotated.jpg": "ok",
     "/img/tiny.jpg": "too_small",
+    "/img/blank.png": "blank",
 }
 
 
@@ -428,13 +430,14 @@ def test_icrawler_feeder_and_parser_give_urls_for_our_downloader(hostile, tmp_pa
 # ---------------------------------------------------------------- the offline path of the notebook
 
 def test_sample_frames_served_locally_run_through_the_real_downloader(samples, tmp_path):
-    frames = scrape.export_frames(samples["megamind.avi"], tmp_path / "www" / "drag", every=30)
-    assert len(frames) >= 5 and all(p.suffix == ".jpg" for p in frames)
-    with scrape.local_image_server(tmp_path / "www") as server:
-        urls = [server.url_for(p) for p in frames] + [server.url + "/drag/missing.jpg"]
-        report = download([Candidate(u, "local", "drag") for u in urls], tmp_path / "raw" / "drag", **FAST)
+    frames = scrape.export_frames(samples["megamind.avi"], tmp_path / "frames", every=30)
+    assert len(frames) >= 5 and all(load_rgb(p).shape == (528, 720, 3) for p in frames)
+    server, cands = scrape.serve_sample_frames(samples, tmp_path / "www", {"drag": (("megamind.avi", 30),)})
+    with server:
+        report = download(cands["drag"], tmp_path / "raw" / "drag", **FAST)
     counts = manifest_counts(tmp_path / "raw" / "drag")
-    assert counts["ok"] >= 2 and counts["http_404"] == 1 and sum(counts.values()) == len(urls)
-    assert report.kept_total == counts["ok"] == len(scrape.kept_images(tmp_path / "raw" / "drag"))
-    thumbs = scrape.square_thumbnails(scrape.kept_images(tmp_path / "raw" / "drag"), 64)
-    assert all(t.shape == (64, 64, 3) for t in thumbs)
+    assert counts["ok"] >= 3 and counts["http_404"] == 1 and counts["not_image"] == 1
+    assert sum(counts.values()) == len(frames) + 2 == len(cands["drag"])
+    kept = scrape.kept_images(tmp_path / "raw" / "drag")
+    assert report.kept_total == counts["ok"] == len(kept)
+    assert all(t.shape == (64, 64, 3) for t in scrape.square_thumbnails(kept, 64))
