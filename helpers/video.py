@@ -308,6 +308,7 @@ class VideoWriter:
         self.frames = 0
         self.end = 0.0  # time the last frame stops being shown
         self.last_pts = -1
+        self.durations = {}  # pts -> duration of frames still inside the encoder
 
     def write(self, image: np.ndarray, time: float | None = None, duration: float | None = None) -> None:
         """Encode one RGB uint8 frame shown at `time` seconds (default: right after the previous one)."""
@@ -325,13 +326,22 @@ class VideoWriter:
         pts = max(pts, self.last_pts + 1)  # timestamps must increase, even after rounding
         frame.pts, frame.time_base = pts, self.time_base
         frame.duration = max(1, int(round(duration / self.time_base)))
+        self.durations[pts] = frame.duration
         self.last_pts = pts
         if self.audio is not None:
             self.audio.until(time)  # interleave: the sound that belongs before this frame
         for packet in self.stream.encode(frame):
-            self.container.mux(packet)
+            self._mux_video(packet)
         self.frames += 1
         self.end = float(pts * self.time_base) + duration
+
+    def _mux_video(self, packet) -> None:
+        # encoders stamp every packet with 1/rate; put back each frame's own duration,
+        # or the last frame of a variable-rate clip would last the wrong time
+        duration = self.durations.pop(packet.pts, None)
+        if duration is not None and packet.time_base == self.time_base:
+            packet.duration = duration
+        self.container.mux(packet)
 
     def close(self, audio_end: float | None = None) -> Path:
         """Flush the encoder, add the rest of the audio (up to `audio_end` seconds if given), publish the file.
@@ -340,7 +350,7 @@ class VideoWriter:
         so the sound stops with the picture.
         """
         for packet in self.stream.encode(None):
-            self.container.mux(packet)
+            self._mux_video(packet)
         if self.audio is not None:
             self.audio.until(float("inf") if audio_end is None else audio_end)
             self.audio.close()
@@ -396,6 +406,7 @@ def write_clip(
         video = out.add_stream("libx264" if "libx264" in av.codecs_available else pick_video_codec(), rate=Fraction(fps).limit_denominator(1001))
         video.width, video.height, video.pix_fmt = w, h, "yuv420p"
         video.codec_context.time_base = tb
+        video.codec_context.max_b_frames = 0  # exact durations in MP4 (see VideoWriter)
         if rotation:
             video.set_display_rotation(rotation)
         audio = None
@@ -404,9 +415,10 @@ def write_clip(
             audio = out.add_stream(audio_codec, rate=rate)
             audio.layout = "mono"
             audio.format = "fltp" if audio_codec == "aac" else "s16"
-        for image, t in zip(images, times):
+        for image, t, t_next in zip(images, times, times[1:] + [end]):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts, frame.time_base = int(round(t / tb)), tb
+            frame.duration = int(round((t_next - t) / tb))
             for packet in video.encode(frame):
                 out.mux(packet)
         for packet in video.encode(None):
