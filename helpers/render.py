@@ -1,0 +1,389 @@
+"""The per-frame pipeline of lesson 05: find the face, steady it, run the model, blend it back, write.
+
+    report = render_video("selfie.mp4", ws.renders / "swapped.mp4",
+                          lambda faces: swapper.swap(faces, to="A"))
+
+Frames are handled in small batches so the model sees several faces at once
+on the GPU. Every frame is written at its own time with the source's audio;
+a frame without the target face is written as it came in (plus the label).
+Swapped videos carry a visible "AI-generated" label unless `label=False` is
+passed, and always an "altered by AI" metadata tag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .blend import blend_face
+from .smooth import FaceSmoother, FaceTracker
+from .video import ALTERED_TAG, VideoWriter, iter_frames, probe
+
+STAGES = ("decode", "detect", "model", "blend", "encode")
+
+
+@dataclass
+class RenderReport:
+    src: Path
+    dst: Path
+    frames: int = 0  # frames written
+    swapped: int = 0  # frames where the target face was replaced
+    no_face: int = 0  # frames written untouched (no target face found)
+    seconds: float = 0.0  # wall clock of the whole render
+    timings: dict = field(default_factory=lambda: {s: 0.0 for s in STAGES})  # seconds per stage
+    times: list = field(default_factory=list)  # frame times (s)
+    raw_boxes: list = field(default_factory=list)  # target box per frame as detected (NaN when none)
+    boxes: list = field(default_factory=list)  # the same after smoothing
+    preview: Path | None = None
+    interrupted: bool = False
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def __str__(self) -> str:
+        split = ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
+        stop = " (interrupted: kept what was written)" if self.interrupted else ""
+        return (f"{self.dst.name}: {self.frames} frames, face replaced in {self.swapped}, "
+                f"untouched {self.no_face}; {self.seconds:.1f}s = {self.fps:.1f} fps ({split}){stop}")
+
+
+# --- the visible label ------------------------------------------------------------------------
+
+def label_box(shape, text: str = "AI-generated") -> tuple[int, int, int, int]:
+    """Where `draw_label` puts its label (x0, y0, x1, y1): bottom-left, about 5% of the frame height."""
+    h, w = shape[:2]
+    scale, thick = _label_font(h)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    pad = max(3, th // 3)
+    x0, y1 = pad, h - pad
+    return x0, max(0, y1 - th - base - 2 * pad), min(w, x0 + tw + 2 * pad), y1
+
+
+def _label_font(height: int) -> tuple[float, int]:
+    scale = max(0.4, height / 720 * 1.0)
+    return scale, max(1, int(round(scale * 2)))
+
+
+def draw_label(image: np.ndarray, text: str = "AI-generated") -> np.ndarray:
+    """A copy of the image with a readable label: white text on a dark box, bottom-left."""
+    out = image.copy()
+    x0, y0, x1, y1 = label_box(image.shape, text)
+    out[y0:y1, x0:x1] = (out[y0:y1, x0:x1] * 0.25).astype(np.uint8)
+    scale, thick = _label_font(image.shape[0])
+    (_, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    pad = max(3, th // 3)
+    cv2.putText(out, text, (x0 + pad, y1 - pad - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return out
+
+
+# --- detection, plugged in ---------------------------------------------------------------------
+
+def make_detect_fn(detector, device=None, max_side: int | None = 640) -> Callable:
+    """A function list-of-RGB-frames -> list of face lists, from a name, a detector object or a function.
+
+    Frames larger than `max_side` are shrunk for detection (faces in a phone
+    video are big; a 4K frame would only cost time) and the boxes and
+    landmarks scaled back.
+    """
+    if isinstance(detector, str):
+        from .faces import make_detector
+
+        detector = make_detector(detector, device=device)
+    if hasattr(detector, "detect_batch"):
+        run = detector.detect_batch
+    elif hasattr(detector, "detect"):
+        run = lambda images: [detector.detect(im) for im in images]  # noqa: E731
+    elif callable(detector):
+        run = detector
+    else:
+        raise TypeError("detector must be a name ('mtcnn', 'haar'), an object with .detect_batch/.detect, or a function")
+
+    def detect(images: list[np.ndarray]) -> list[list]:
+        h, w = images[0].shape[:2]
+        scale = 1.0 if not max_side or max(h, w) <= max_side else max_side / max(h, w)
+        if scale == 1.0:
+            return run(images)
+        size = (int(round(w * scale)), int(round(h * scale)))
+        small = [cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in images]
+        return [[_rescale(f, 1 / scale) for f in faces] for faces in run(small)]
+
+    return detect
+
+
+def _rescale(face, factor: float):
+    lm = None if face.landmarks is None else (np.asarray(face.landmarks, np.float32) * factor)
+    return dataclasses.replace(face, box=np.asarray(face.box, np.float32) * factor, landmarks=lm)
+
+
+def _default_align():
+    from .faces import align_face
+
+    return align_face
+
+
+# --- tracking a face through the video ----------------------------------------------------------
+
+class TargetFace:
+    """Per frame: pick the target face among the detections, then smooth it over time."""
+
+    def __init__(self, target="largest", smooth: bool = True, min_cutoff: float = 1.0, beta: float = 1.0, max_gap: float = 1.0):
+        self.tracker = FaceTracker(target, max_gap=max_gap)
+        self.smoother = FaceSmoother(min_cutoff, beta) if smooth else None
+
+    def __call__(self, faces, t: float, frame_shape):
+        """(raw face, smoothed face) at time t, or (None, None)."""
+        if self.tracker.lost_for_long(t) and self.smoother is not None:
+            self.smoother.reset()  # a new appearance starts a new track: no pull from old positions
+        face = self.tracker(faces, t, frame_shape[:2])
+        if face is None:
+            return None, None
+        return face, (self.smoother(face, t) if self.smoother is not None else face)
+
+
+def track_faces(src, detector="mtcnn", device=None, target="largest", batch_size: int = 8, max_side: int | None = 640,
+                max_frames: int | None = None, min_cutoff: float = 1.0, beta: float = 1.0):
+    """Times, raw and smoothed target boxes for every frame of a video (NaN rows where there is no face).
+
+    For seeing what smoothing does (lesson 05's jitter plot) without rendering.
+    """
+    detect = make_detect_fn(detector, device, max_side)
+    follow = TargetFace(target, True, min_cutoff, beta)
+    times, raw, smooth = [], [], []
+    frames = iter_frames(src, max_frames=max_frames)
+    for chunk in _chunks(frames, batch_size):
+        for frame, faces in zip(chunk, detect([f.image for f in chunk])):
+            face, steady = follow(faces, frame.time, frame.image.shape)
+            times.append(frame.time)
+            raw.append(face.box if face is not None else np.full(4, np.nan))
+            smooth.append(steady.box if steady is not None else np.full(4, np.nan))
+    return np.array(times), np.array(raw, np.float64).reshape(-1, 4), np.array(smooth, np.float64).reshape(-1, 4)
+
+
+def _chunks(iterable, n: int):
+    chunk = []
+    for item in iterable:
+        chunk.append(item)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _timed(iterator, timings: dict, key: str):
+    """Iterate, adding the time spent inside the iterator (decoding) to timings[key]."""
+    while True:
+        t0 = time.perf_counter()
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        finally:
+            timings[key] += time.perf_counter() - t0
+        yield item
+
+
+def _run_model(face_fn, crops: np.ndarray) -> np.ndarray:
+    """face_fn on a batch, checked: it must give back uint8 faces of the same shape."""
+    out = face_fn(crops)
+    if hasattr(out, "detach"):
+        out = out.detach().cpu().numpy()
+    out = np.asarray(out)
+    if out.dtype != np.uint8:
+        from .viz import to_uint8
+
+        out = np.stack([to_uint8(o) for o in out])
+    if out.shape != crops.shape:
+        raise ValueError(f"face_fn returned shape {out.shape}, expected {crops.shape} (uint8 faces in, same out)")
+    return out
+
+
+# --- the render ------------------------------------------------------------------------------
+
+def render_video(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    face_fn: Callable[[np.ndarray], np.ndarray],
+    *,
+    detector="mtcnn",
+    device=None,
+    align_fn: Callable | None = None,
+    size: int = 256,
+    batch_size: int = 8,
+    target="largest",
+    smooth: bool = True,
+    min_cutoff: float = 1.0,
+    beta: float = 1.0,
+    mask: str = "hull",
+    color: str | None = "lab",
+    seamless: bool = False,
+    erode: float = 0.04,
+    feather: float = 0.05,
+    detect_max_side: int | None = 640,
+    label: bool = True,
+    label_text: str = "AI-generated",
+    side_by_side: bool = False,
+    max_seconds: float | None = None,
+    max_frames: int | None = None,
+    preview: bool | str | os.PathLike = False,
+    crf: int = 18,
+    progress: bool = True,
+) -> RenderReport:
+    """Replace the target face in every frame of `src` with face_fn's output and write `dst` (MP4, audio kept).
+
+    face_fn: uint8 (N, size, size, 3) aligned faces -> the same shape (swap or translation).
+    detector: 'mtcnn' / 'haar' (helpers.faces), a detector object or a function.
+    target: which face to follow when there are several ('largest', 'center', index or box).
+    smooth, min_cutoff, beta: one-euro smoothing of box and landmarks (helpers.smooth).
+    mask, color, seamless, erode, feather: how the face is blended back (helpers.blend).
+    label: visible "AI-generated" label; turning it off must be explicit (label=False).
+    side_by_side: write original | result next to each other.
+    max_seconds / max_frames: render only the start (the audio is cut to match).
+    preview: also write a short GIF (True: next to dst; or a path).
+    """
+    start = time.perf_counter()
+    src, dst = Path(src), Path(dst)
+    info = probe(src)  # a missing, empty or broken file fails here, naming the file, before any work
+    if not info.width or not info.height:
+        raise ValueError(f"{src} has no picture size")
+    detect = make_detect_fn(detector, device, detect_max_side)
+    align = align_fn or _default_align()
+    follow = TargetFace(target, smooth, min_cutoff, beta)
+    report = RenderReport(src, dst)
+    timings = report.timings
+    out_w = info.width * (2 if side_by_side else 1)
+    total = info.frame_count if max_frames is None else min(max_frames, info.frame_count)
+    if max_seconds is not None:
+        total = min(total, int(np.ceil(max_seconds * info.fps)))
+    bar = _progress(total, src.name) if progress else None
+    tag = f"{ALTERED_TAG} ({'face replaced' if label else 'face replaced; visible label turned off'})"
+    writer = VideoWriter(dst, out_w, info.height, info.fps, audio_from=src if info.has_audio else None,
+                         metadata={"comment": tag, "description": tag}, crf=crf)
+    trimmed = False
+    try:
+        frames = _timed(iter_frames(src, max_frames=max_frames), timings, "decode")
+        for chunk in _chunks(frames, batch_size):
+            if max_seconds is not None:
+                keep = [f for f in chunk if f.time < max_seconds - 1e-9]
+                trimmed = trimmed or len(keep) < len(chunk)
+                chunk = keep
+            if not chunk:
+                break
+            results = _render_chunk(chunk, detect, align, follow, face_fn, size, report,
+                                    dict(mask=mask, color=color, seamless=seamless, erode=erode, feather=feather))
+            t0 = time.perf_counter()
+            for frame, image in zip(chunk, results):
+                if side_by_side:
+                    image = np.hstack([frame.image, image])
+                if label:
+                    image = _label_result(image, label_text, info.width, side_by_side)
+                writer.write(image, frame.time, frame.duration)
+            timings["encode"] += time.perf_counter() - t0
+            report.frames += len(chunk)
+            if bar is not None:
+                bar.update(len(chunk))
+            if trimmed:
+                break
+        trimmed = trimmed or (max_frames is not None and max_frames < info.frame_count)
+    except KeyboardInterrupt:
+        report.interrupted = trimmed = True
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    t0 = time.perf_counter()
+    writer.close(audio_end=writer.end if trimmed else None)
+    timings["encode"] += time.perf_counter() - t0
+    report.seconds = time.perf_counter() - start
+    if preview:
+        gif = Path(preview) if not isinstance(preview, bool) else dst.with_suffix(".gif")
+        report.preview = make_gif(dst, gif)
+    return report
+
+
+def _label_result(image: np.ndarray, text: str, width: int, side_by_side: bool) -> np.ndarray:
+    if not side_by_side:
+        return draw_label(image, text)
+    out = image.copy()
+    out[:, width:] = draw_label(image[:, width:], text)
+    return out
+
+
+def _render_chunk(chunk, detect, align, follow, face_fn, size, report, blend_options) -> list[np.ndarray]:
+    """Detect, follow, align, run the model on the batch, blend back; returns the finished images."""
+    timings = report.timings
+    t0 = time.perf_counter()
+    detections = detect([f.image for f in chunk])
+    jobs = []  # (index in chunk, aligned, smoothed face)
+    for i, (frame, faces) in enumerate(zip(chunk, detections)):
+        face, steady = follow(faces, frame.time, frame.image.shape)
+        report.times.append(frame.time)
+        report.raw_boxes.append(np.asarray(face.box, np.float64) if face is not None else np.full(4, np.nan))
+        report.boxes.append(np.asarray(steady.box, np.float64) if steady is not None else np.full(4, np.nan))
+        if steady is not None:
+            jobs.append((i, align(frame.image, steady, size=size), steady))
+    timings["detect"] += time.perf_counter() - t0
+    images = [f.image for f in chunk]
+    if not jobs:
+        report.no_face += len(chunk)
+        return images
+    t0 = time.perf_counter()
+    crops = np.stack([a.image for _, a, _ in jobs])
+    new = _run_model(face_fn, crops)
+    timings["model"] += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for (i, aligned, face), crop, orig in zip(jobs, new, crops):
+        images[i] = blend_face(images[i], crop, aligned.matrix, original_crop=orig, landmarks=face.landmarks, **blend_options)
+    timings["blend"] += time.perf_counter() - t0
+    report.swapped += len(jobs)
+    report.no_face += len(chunk) - len(jobs)
+    return images
+
+
+def _progress(total: int, name: str):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=f"render {name}", unit="frame")
+
+
+# --- previews ------------------------------------------------------------------------------
+
+def make_gif(video: str | os.PathLike, gif: str | os.PathLike, seconds: float = 3.0, fps: float = 10.0, width: int = 360) -> Path:
+    """A small looping GIF of the start of a video, for showing in a notebook."""
+    from PIL import Image
+
+    images, next_time = [], 0.0
+    for frame in iter_frames(video):
+        if frame.time >= seconds:
+            break
+        if frame.time + 1e-6 < next_time:
+            continue
+        next_time += 1.0 / fps
+        h, w = frame.image.shape[:2]
+        small = cv2.resize(frame.image, (width, max(2, int(round(h * width / w)))), interpolation=cv2.INTER_AREA)
+        images.append(Image.fromarray(small))
+    if not images:
+        raise ValueError(f"{video} has no frames to preview")
+    gif = Path(gif)
+    gif.parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(gif, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    return gif
+
+
+def side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Two frames next to each other (b resized to a's height)."""
+    if b.shape[0] != a.shape[0]:
+        b = cv2.resize(b, (int(round(b.shape[1] * a.shape[0] / b.shape[0])), a.shape[0]))
+    return np.hstack([a, b])
