@@ -393,20 +393,25 @@ class RobotsCache:
     def _load(self, key: str, host: str):
         import requests
 
+        cfg = self.cfg
         rp = urllib.robotparser.RobotFileParser(key + "/robots.txt")
         self.limiter.wait(host)
-        try:
-            r = self.session_for().get(key + "/robots.txt", timeout=(self.cfg.connect_timeout, self.cfg.read_timeout))
-        except requests.Timeout as exc:
-            return Skip("robots_unreachable", f"robots.txt timed out ({_short(exc, 120)})")
+        deadline = time.monotonic() + cfg.total_timeout
+        try:  # requests follows up to max_redirects redirects here, as RFC 9309 allows
+            with self.session_for().get(key + "/robots.txt", stream=True, headers={"Accept": "text/plain, */*"},
+                                        timeout=(cfg.connect_timeout, cfg.read_timeout)) as r:
+                status = r.status_code
+                body = _read_capped(r, 512 * 1024, deadline, cfg.read_timeout, truncate=True) if status < 400 else b""
         except requests.RequestException as exc:
             return Skip("robots_unreachable", f"robots.txt: {_short(exc, 160)}")
-        if r.status_code >= 500:
+        except Skip as skip:
+            return Skip("robots_unreachable", f"robots.txt: {skip.error}")
+        if status >= 500:
             rp.disallow_all = True  # the host is in trouble: RFC 9309 says assume everything is disallowed
-        elif r.status_code >= 400:
+        elif status >= 400:
             rp.allow_all = True
         else:
-            rp.parse(r.content[: 512 * 1024].decode("utf-8", "replace").splitlines())
+            rp.parse(body.decode("utf-8", "replace").splitlines())  # RFC 9309: parse at least 500 KiB
             delay = rp.crawl_delay(self.cfg.user_agent)
             if delay:
                 self.limiter.set_interval(host, min(float(delay), 60.0))
@@ -469,6 +474,8 @@ def decode_image(data: bytes, max_pixels: int = DownloadConfig.max_pixels) -> np
             return _to_rgb(upright)
     except Skip:
         raise
+    except Image.DecompressionBombError as exc:
+        raise Skip("too_large", _short(exc, 160)) from exc
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for broken files
         raise Skip("corrupt", f"does not decode: {_short(exc, 160)}") from exc
 
@@ -507,8 +514,8 @@ class _Run:
         return s
 
 
-def _read_capped(r, cfg: DownloadConfig, deadline: float) -> bytes:
-    """Read the body in small pieces, stopping at the byte cap or the deadline."""
+def _read_capped(r, limit: int, deadline: float, read_timeout: float, truncate: bool = False) -> bytes:
+    """Read the body in small pieces, stopping at `limit` bytes (an error unless `truncate`) or the deadline."""
     import urllib3
 
     buf = bytearray()
@@ -516,15 +523,17 @@ def _read_capped(r, cfg: DownloadConfig, deadline: float) -> bytes:
     try:
         while True:
             if time.monotonic() > deadline:
-                raise Skip("timeout", f"body not complete after {cfg.total_timeout:g} s (server too slow)")
+                raise Skip("timeout", "body not complete before the total_timeout (server too slow)")
             chunk = read1(CHUNK, decode_content=True) if read1 else r.raw.read(8192, decode_content=True)
             if not chunk:
                 return bytes(buf)
             buf += chunk
-            if len(buf) > cfg.max_bytes:
-                raise Skip("too_large", f"body passed max_bytes={cfg.max_bytes}; stopped reading")
+            if len(buf) > limit:
+                if truncate:
+                    return bytes(buf[:limit])
+                raise Skip("too_large", f"body passed max_bytes={limit}; stopped reading")
     except (urllib3.exceptions.ReadTimeoutError, socket.timeout) as exc:
-        raise Skip("timeout", f"no data for {cfg.read_timeout:g} s") from exc
+        raise Skip("timeout", f"no data for {read_timeout:g} s") from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise Skip("connection_error", f"connection dropped mid-body ({_short(exc, 120)})") from exc
 
@@ -576,7 +585,7 @@ def _fetch_once(url: str, run: _Run) -> bytes:
             length = r.headers.get("content-length", "")
             if length.isdigit() and int(length) > cfg.max_bytes:
                 raise Skip("too_large", f"Content-Length {length} > max_bytes={cfg.max_bytes}")
-            return _read_capped(r, cfg, deadline)
+            return _read_capped(r, cfg.max_bytes, deadline, cfg.read_timeout)
     raise Skip("bad_redirect", f"more than {cfg.max_redirects} redirects")
 
 
@@ -653,7 +662,7 @@ def _process(cand: Candidate, run: _Run) -> dict:
         row.update(status=skip.status, error=skip.error)
     except Exception as exc:  # a bug must not stop a 3,000-image run: name it and go on
         row.update(status="error", error=_short(exc, 300))
-    row["error"] = " ".join(str(row["error"]).split())[:300]  # one line per row keeps the CSV resumable
+    row["error"] = str(row["error"])[:300]
     return row
 
 
@@ -705,7 +714,7 @@ class _ManifestWriter:
                 f.truncate(data.rfind(b"\n") + 1)
 
     def write(self, row: dict) -> None:
-        self.writer.writerow(row)
+        self.writer.writerow({k: " ".join(str(v).split()) if k in ("source", "query", "error") else v for k, v in row.items()})
         self.file.flush()
         self.rows += 1
         if self.rows % 25 == 0:
@@ -734,6 +743,11 @@ class ScrapeReport:
         note = " (interrupted: re-run to continue)" if self.interrupted else ""
         return (f"{self.folder.name}: tried {tried} URLs in {self.seconds:.1f} s{note} -> {parts or 'nothing new'}; "
                 f"{self.known} already in the manifest; {self.kept_total} images kept in total")
+
+
+def _clean_url(url: str) -> str:
+    """Trim, and percent-encode control characters and spaces (as browsers do): one URL, one manifest line."""
+    return re.sub(r"[\x00-\x20\x7f]", lambda m: f"%{ord(m.group()):02X}", url.strip())
 
 
 def _interleave_hosts(cands: list[Candidate]) -> list[Candidate]:
@@ -787,6 +801,8 @@ def download(
     kept = sum(r["status"] == "ok" for r in known_rows.values())
     todo, known, queued = [], 0, set()
     for c in candidates:
+        if _clean_url(c.url) != c.url:
+            c = replace(c, url=_clean_url(c.url))
         row = known_rows.get(c.url)
         if c.url in queued or (row and not (retry_transient and _is_transient(row["status"]))):
             known += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import _thread
 import csv
+import functools
 import http.server
 import io
 import re
@@ -28,7 +29,7 @@ from helpers.scrape import Candidate, SearchError, download, latest_rows, manife
 
 # Short limits keep the whole file fast; the server's stalls are longer than these.
 FAST = dict(workers=4, per_host_interval=0.0, retries=1, backoff=0.05, connect_timeout=1.0, read_timeout=0.5,
-            total_timeout=1.0, max_bytes=300_000, min_side=64, progress=False)
+            total_timeout=1.0, max_bytes=300_000, max_pixels=4_000_000, min_side=64, progress=False)
 
 
 # ---------------------------------------------------------------- test images
@@ -65,8 +66,9 @@ def rotated_jpeg() -> bytes:
     return encode(stored, exif=exif)
 
 
+@functools.lru_cache(maxsize=1)
 def build_site() -> dict:
-    """path -> bytes of the plain files the hostile server serves."""
+    """path -> bytes of the plain files the hostile server serves (made once; copy before changing)."""
     a = blobs(1, 400, 300)
     a_jpg = encode(a)
     return {
@@ -85,6 +87,7 @@ def build_site() -> dict:
         "/img/rotated.jpg": rotated_jpeg(),
         "/img/tiny.jpg": encode(blobs(12, 32, 32)),
         "/img/blank.png": encode(np.full((200, 200, 3), 200, np.uint8), "PNG"),  # a grey placeholder
+        "/img/bomb.png": encode(np.zeros((3000, 3000), np.uint8), "PNG"),  # 9 megapixels in a few KB
         "/img/truncated.jpg": encode(blobs(13))[:1500],
     }
 
@@ -94,6 +97,8 @@ def build_site() -> dict:
 class Hostile(http.server.BaseHTTPRequestHandler):
     files: dict = {}
     seen: list = []  # (path, user agent) of every request
+    times: list = []  # (monotonic time, path) of every request
+    robots = (200, b"User-agent: *\nDisallow: /private/\n")
 
     def log_message(self, *args):
         pass
@@ -111,6 +116,7 @@ class Hostile(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         try:
             type(self).seen.append((self.path, self.headers.get("User-Agent", "")))
+            type(self).times.append((time.monotonic(), self.path))
             self.route(self.path)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client hung up on purpose (cap or deadline reached)
@@ -118,7 +124,7 @@ class Hostile(http.server.BaseHTTPRequestHandler):
     def route(self, path: str):
         files = type(self).files
         if path == "/robots.txt":
-            return self.send(200, b"User-agent: *\nDisallow: /private/\n", "text/plain")
+            return self.send(*type(self).robots, "text/plain")
         if path in files:
             return self.send(200, files[path], "image/png" if path.endswith(".png") else "image/jpeg")
         if "..%2F" in path or "/../" in path:  # a path that tries to climb out; named after an outside file
@@ -172,7 +178,7 @@ class Hostile(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def hostile():
     """(base_url, handler class): a fresh hostile server per test, with its request log."""
-    handler = type("H", (Hostile,), {"files": build_site(), "seen": []})
+    handler = type("H", (Hostile,), {"files": dict(build_site()), "seen": [], "times": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -210,6 +216,7 @@ HOSTILE_PATHS = {
     "/img/rotated.jpg": "ok",
     "/img/tiny.jpg": "too_small",
     "/img/blank.png": "blank",
+    "/img/bomb.png": "too_large",
 }
 
 
@@ -223,13 +230,15 @@ def test_hostile_server_every_url_ends_in_a_named_counted_status(hostile, tmp_pa
     base, handler = hostile
     cands = [Candidate(base + p, "urls", "test") for p in HOSTILE_PATHS]
     cands += [Candidate("file:///etc/passwd", "urls"), Candidate("ftp://127.0.0.1/x.jpg", "urls")]
+    cands += [Candidate(base + "/img/e.jpg\n,evil\r\n", "urls", "a query\nover two lines")]  # stays one manifest line
     folder = tmp_path / "raw" / "selfie"
     before = files_under(tmp_path)
 
     report = download(cands, folder, **FAST)
 
     rows = latest_rows(folder)
-    assert set(rows) == {c.url for c in cands}, "every URL gets exactly one manifest row"
+    assert set(rows) == {c.url for c in cands[:-1]} | {base + "/img/e.jpg%0A,evil"}, "every URL gets exactly one row"
+    assert len((folder / "manifest.csv").read_text().splitlines()) == 1 + len(cands)
     for path, expected in HOSTILE_PATHS.items():
         if expected:
             assert rows[base + path]["status"] == expected, (path, rows[base + path])
@@ -238,7 +247,7 @@ def test_hostile_server_every_url_ends_in_a_named_counted_status(hostile, tmp_pa
     group = Counter(rows[base + p]["status"] for p in ("/img/a.jpg", "/img/a-copy.jpg", "/img/a-resized.jpg"))
     assert group == Counter({"ok": 1, "duplicate": 1, "near_duplicate": 1})
     assert report.counts == manifest_counts(folder) and sum(report.counts.values()) == len(cands)
-    assert report.counts["ok"] == 8 and not report.interrupted
+    assert report.counts["ok"] == 8 and rows[base + "/img/e.jpg%0A,evil"]["status"] == "http_404" and not report.interrupted
     assert all(r["error"] for r in rows.values() if r["status"] != "ok"), "every skip says why"
 
     # Nothing outside the domain folder; names come from the content, never from the server.
@@ -314,6 +323,22 @@ def test_crash_mid_row_and_ctrl_c_lose_nothing(hostile, tmp_path):
     assert refetched == {c.url for c in cands} - set(done), "the second run fetches exactly what the first did not finish"
     with open(manifest, newline="") as f:
         assert all(len(r) == len(scrape.MANIFEST_COLUMNS) for r in csv.reader(f))
+
+
+def test_robots_5xx_means_keep_off_and_the_rate_limit_spaces_requests(hostile, tmp_path):
+    base, handler = hostile
+    cands = [Candidate(base + p, "urls") for p in ("/img/a.jpg", "/img/b.jpg", "/img/c.jpg", "/img/d.jpg")]
+    handler.robots = (503, b"busy")
+    download(cands, tmp_path / "one", **FAST)
+    assert set(manifest_counts(tmp_path / "one")) == {"robots_disallowed"}
+    assert [p for p, _ in handler.seen] == ["/robots.txt"], "RFC 9309: a 5xx robots.txt means fetch nothing"
+
+    handler.robots = (404, b"")
+    handler.times.clear()
+    download(cands, tmp_path / "two", **{**FAST, "per_host_interval": 0.2})
+    assert manifest_counts(tmp_path / "two")["ok"] == 4
+    starts = sorted(t for t, _ in handler.times)  # robots.txt + 4 images, 4 threads eager to go
+    assert len(starts) == 5 and min(np.diff(starts)) > 0.15, "one request per interval per host, even with 4 threads"
 
 
 def test_folder_and_url_list_sources_go_through_the_same_checks(tmp_path):
