@@ -50,7 +50,9 @@ def run_notebook(
     saved = os.environ.get("POLYJUICE_WORKSPACE")
     if workspace is not None:
         os.environ["POLYJUICE_WORKSPACE"] = str(Path(workspace).resolve())
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    saved_backend = os.environ.get("MPLBACKEND")
+    # figures must land in the executed notebook as in Jupyter, whatever the caller's backend is
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     # the kernel must be this interpreter (the venv), whatever `python` means on PATH
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
     try:
@@ -64,6 +66,10 @@ def run_notebook(
             progress_bar=False,
         )
     finally:
+        if saved_backend is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = saved_backend
         if workspace is not None:
             if saved is None:
                 os.environ.pop("POLYJUICE_WORKSPACE", None)
