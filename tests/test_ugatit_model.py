@@ -19,6 +19,15 @@ from helpers.models.ugatit import (
 )
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on 2 shared cores, two OpenMP threads that wait on each other run several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ---------------------------------------------------------------- the official layout, written out from its structure
 
 def official_generator_layout(ch, n_res, img_size, light):

@@ -1,0 +1,219 @@
+"""U-GAT-IT training: it learns, it keeps rho in range, it resumes exactly, it follows the official schedule."""
+
+import csv
+import os
+import signal
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from helpers.ugatit import (
+    LOSS_NAMES,
+    FaceStream,
+    Trainer,
+    UGATITConfig,
+    load_translator,
+    make_timelapse,
+    official_lr,
+    paste_back,
+)
+from helpers.video import iter_frames
+
+
+def _square_crops(video, folder, every, limit, size=80):
+    """Stand-in face folder: centre squares of sample frames (the trainer only needs two image domains)."""
+    folder.mkdir(parents=True)
+    for frame in iter_frames(video, every=every, max_frames=limit):
+        h, w = frame.image.shape[:2]
+        s = int(min(h, w) * 0.8)
+        y, x = (h - s) // 2, (w - s) // 2
+        crop = cv2.resize(frame.image[y:y + s, x:x + s], (size, size), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(folder / f"{frame.index:05d}.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on 2 shared cores, two OpenMP threads that wait on each other run several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def faces(samples, tmp_path_factory):
+    root = tmp_path_factory.mktemp("faces")
+    _square_crops(samples["woman.mp4"], root / "woman", every=25, limit=12)
+    _square_crops(samples["man.mp4"], root / "man", every=8, limit=6)
+    _square_crops(samples["megamind.avi"], root / "cartoon", every=15, limit=16)
+    return root
+
+
+def tiny(**overrides):
+    """A few-second run: 64 px, light, narrow networks, nothing but training unless asked."""
+    base = dict(ch=8, n_res=2, iterations=8, holdout=3, log_every=1, sample_every=0, kid_every=0, ckpt_every=1000, ckpt_minutes=0)
+    base.update(overrides)
+    return UGATITConfig.quick(**base)
+
+
+def read_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_short_run_at_64px_lowers_cycle_and_identity_losses(faces, tmp_path):
+    torch.manual_seed(0)
+    cfg = tiny(ch=16, iterations=24, log_every=4)
+    trainer = Trainer(cfg, faces, tmp_path / "run", "cpu", quiet=True)
+    result = trainer.train()
+    assert result["stopped"] == "done" and result["step"] == 24
+    rows = read_rows(trainer.log_path)
+    assert [int(r["step"]) for r in rows] == [4, 8, 12, 16, 20, 24]
+    for loss in ("g_cycle", "g_identity"):
+        first, last = float(rows[0][loss]), np.mean([float(r[loss]) for r in rows[-2:]])
+        assert last < 0.8 * first, (loss, first, last)
+    # rho stays inside [0, 1] through every update
+    rhos = torch.cat([p.detach().flatten() for p in trainer.rhos])
+    assert rhos.min() >= 0 and rhos.max() <= 1
+    assert (tmp_path / "run" / "ckpt-000000024.pt").exists()  # the end of a run is always saved
+
+
+def test_rho_is_clipped_even_when_pushed_hard(faces, tmp_path):
+    trainer = Trainer(tiny(iterations=3, lr=0.05), faces, tmp_path / "run", "cpu", quiet=True)
+    trainer.train()
+    rhos = torch.cat([p.detach().flatten() for p in trainer.rhos])
+    assert rhos.min() >= 0 and rhos.max() <= 1
+    assert ((rhos == 0) | (rhos == 1)).any()  # a large step does hit the bounds, and the clipper holds them
+
+
+def _interrupt_at(step_to_stop):
+    def callback(step, trainer):
+        trainer.lrs.append((step, trainer.lr, trainer.opt_g.param_groups[0]["lr"], trainer.opt_d.param_groups[0]["lr"]))
+        if step == step_to_stop:
+            os.kill(os.getpid(), signal.SIGINT)  # what Jupyter's stop button sends
+    return callback
+
+
+@pytest.fixture(scope="module")
+def straight_and_resumed(faces, tmp_path_factory):
+    """The same 8-step run twice: once straight through, once stopped by Ctrl-C at step 5 and run again."""
+    root = tmp_path_factory.mktemp("runs")
+    cfg = tiny(log_every=2)  # step 5 is mid-way through a log interval: the pending sums must survive too
+
+    straight = Trainer(cfg, faces, root / "straight", "cpu", quiet=True)
+    straight.lrs = []
+    straight.train(callback=_interrupt_at(None))
+
+    first = Trainer(cfg, faces, root / "resumed", "cpu", quiet=True)
+    first.lrs = []
+    stop = first.train(callback=_interrupt_at(5))
+    torch.manual_seed(1234)  # a fresh session: the global RNG is wherever it is
+    second = Trainer(cfg, faces, root / "resumed", "cpu", quiet=True)
+    second.lrs = []
+    assert second.step == 5
+    done = second.train(callback=_interrupt_at(None))
+    return {"cfg": cfg, "straight": straight, "first": first, "second": second, "stop": stop, "done": done}
+
+
+def test_an_interrupted_run_saves_and_continues_with_identical_losses(straight_and_resumed):
+    runs = straight_and_resumed
+    assert runs["stop"]["stopped"] == "interrupted" and runs["stop"]["step"] == 5
+    assert runs["done"]["stopped"] == "done" and runs["done"]["step"] == 8
+    straight = read_rows(runs["straight"].log_path)
+    resumed = read_rows(runs["second"].log_path)
+    assert [r["step"] for r in resumed] == ["2", "4", "6", "8"]
+    for a, b in zip(straight, resumed):
+        assert {k: a[k] for k in LOSS_NAMES + ("lr",)} == {k: b[k] for k in LOSS_NAMES + ("lr",)}
+    for name, net in runs["straight"].nets.items():
+        for (k, v), w in zip(net.state_dict().items(), runs["second"].nets[name].state_dict().values()):
+            assert torch.equal(v, w), f"{name}.{k} differs after resume"
+
+
+def test_the_learning_rate_follows_the_official_schedule_across_a_resume(straight_and_resumed):
+    runs = straight_and_resumed
+    cfg = runs["cfg"]
+    # the official loop: constant, then subtract lr / (iterations // 2) before every step past the half
+    lr, expected = cfg.lr, {}
+    for step in range(1, cfg.iterations + 1):
+        if step > cfg.iterations // 2:
+            lr -= cfg.lr / (cfg.iterations // 2)
+        expected[step] = lr
+    seen = runs["first"].lrs + runs["second"].lrs
+    assert [s for s, *_ in seen] == list(range(1, cfg.iterations + 1))
+    for step, lr, lr_g, lr_d in seen:
+        assert lr == pytest.approx(expected[step], abs=1e-12) and lr_g == lr == lr_d
+    assert official_lr(cfg.iterations, cfg) == pytest.approx(0, abs=1e-15)
+
+
+def test_the_data_order_is_a_function_of_the_step():
+    images = torch.arange(7 * 3 * 10 * 10, dtype=torch.int64).reshape(7, 3, 10, 10).to(torch.uint8)
+    a, b = FaceStream(images, 8, 2, seed=3, stream=0), FaceStream(images, 8, 2, seed=3, stream=0)
+    steps = [5, 1, 9, 2]
+    assert all(torch.equal(a.batch(s), b.batch(s)) for s in steps)
+    first_epoch = sum((a.indices(s) for s in range(1, 4)), []) + a.indices(4)[:1]
+    assert sorted(first_epoch) == list(range(7))  # every face once per epoch
+
+
+def test_reference_mode_computes_the_same_generator_losses(faces, tmp_path):
+    """Ours (detached, batched) and the official step agree on everything that does not depend on the D update."""
+    losses = {}
+    for ref in (False, True):
+        torch.manual_seed(0)
+        trainer = Trainer(tiny(reference_mode=ref, iterations=1), faces, tmp_path / f"run{ref}", "cpu", quiet=True)
+        trainer.train()
+        losses[ref] = read_rows(trainer.log_path)[0]
+    for k in ("g_cycle", "g_identity", "g_cam"):
+        assert float(losses[False][k]) == pytest.approx(float(losses[True][k]), rel=1e-4), k
+    assert float(losses[False]["d_loss"]) == pytest.approx(float(losses[True]["d_loss"]), rel=0.05)
+
+
+def test_samples_are_drawn_without_gradients_and_show_cam_heatmaps(faces, tmp_path):
+    trainer = Trainer(tiny(iterations=2, sample_every=2, kid_every=2, kid_subsets=5), faces, tmp_path / "run", "cpu", quiet=True)
+    grad_modes = []
+    hook = trainer.nets["genA2B"].register_forward_hook(lambda m, i, o: grad_modes.append((m.training, torch.is_grad_enabled())))
+    before = {k: v.clone() for k, v in trainer.nets["disGA"].state_dict().items()}
+    path = trainer.sample()
+    hook.remove()
+    assert grad_modes and all(mode == (False, False) for mode in grad_modes)
+    assert all(torch.equal(v, trainer.nets["disGA"].state_dict()[k]) for k, v in before.items())
+    grid = cv2.imread(str(path))
+    assert grid.shape[0] == 7 * 64  # input, CAM, identity, CAM, translation, CAM, cycle
+    trainer.train()
+    kid = read_rows(trainer.kid_path)
+    assert list(kid[0])[:2] == ["step", "kid_onet_fallback"]  # offline: the labelled fallback features
+    assert np.isfinite(float(kid[0]["kid_onet_fallback"]))
+    assert make_timelapse(trainer.run_dir).stat().st_size > 0
+
+
+def test_translator_keeps_the_face_contract(faces, tmp_path):
+    trainer = Trainer(tiny(iterations=1), faces, tmp_path / "run", "cpu", quiet=True)
+    trainer.train()
+    translator = load_translator(tmp_path / "run", "cpu")
+    crops = np.random.default_rng(0).integers(0, 255, (3, 100, 100, 3), dtype=np.uint8)
+    out = translator.translate(crops)
+    assert out.dtype == np.uint8 and out.shape == crops.shape
+    x = torch.rand(2, 3, 48, 48) * 2 - 1
+    y = load_translator(tmp_path / "run", "cpu", direction="B2A").translate(x)
+    assert y.shape == x.shape and y.dtype == x.dtype and y.abs().max() <= 1
+    with pytest.raises(ValueError, match="uint8"):
+        translator.translate(crops.astype(np.float32))
+    with pytest.raises(FileNotFoundError, match="notebook 04"):
+        load_translator(tmp_path / "empty_folder_that_is_missing", "cpu")
+
+
+def test_a_run_folder_with_other_networks_is_refused(faces, tmp_path):
+    Trainer(tiny(iterations=1), faces, tmp_path / "run", "cpu", quiet=True).train()
+    with pytest.raises(ValueError, match="different networks"):
+        Trainer(tiny(iterations=1, ch=16), faces, tmp_path / "run", "cpu", quiet=True)
+
+
+def test_paste_back_puts_the_crop_where_it_came_from():
+    image = np.zeros((120, 160, 3), np.uint8)
+    matrix = np.array([[0.5, 0.0, -20.0], [0.0, 0.5, -10.0]])  # image (40..168, 20..148) -> crop (0..64)
+    crop = np.full((64, 64, 3), 200, np.uint8)
+    out = paste_back(image, crop, matrix)
+    assert out[20 + 64, 40 + 64].tolist() == [200, 200, 200]  # the crop's centre, fully replaced
+    assert out[5, 5].tolist() == [0, 0, 0]  # far outside: untouched
+    assert 0 < out[21, 100, 0] < 200  # the feathered edge blends
