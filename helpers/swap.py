@@ -1,0 +1,753 @@
+"""Train the autoencoder face swap, watch it learn, resume it, and swap faces with it.
+
+    cfg = SwapConfig.quick() if QUICK else SwapConfig()
+    run = train_swap(cfg, ws.faces / "woman", ws.faces / "man", ws.checkpoints / "swap")
+    swapper = load_swapper(ws.checkpoints / "swap", ws.device)
+    as_b = swapper.swap(faces_of_a, to="B")
+
+What differs from the seed post, and why:
+- A and B train in ONE run, every step a batch of each through the shared
+  encoder. Trained in separate runs (as in the seed) the encoder drifts to
+  whichever person it saw last.
+- The input is randomly warped and the target is the straight face, so each
+  decoder must learn its person instead of copying pixels.
+- Everything needed to continue is checkpointed: weights, optimizer, the data
+  generator and where each identity is in its epoch. Running the same call again
+  continues exactly where it stopped, as if it had never been interrupted.
+
+Files in the run folder: ckpt-*.pt, log.csv (train and held-out L1 per identity),
+loss.png, previews/step-*.png (A, A->A, A->B, B, B->B, B->A) and timelapse.gif.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import threading
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import Checkpointer, list_checkpoints, load_checkpoint, load_latest, save_checkpoint
+from .models.autoencoder import FaceSwapAutoencoder, IDENTITIES, spec_for
+from .warp import augment, colour_shift
+
+LOG_COLUMNS = ["step", "train_A", "train_B", "heldout_A", "heldout_B", "images_per_s", "minutes"]
+ARCHITECTURE = ("model", "size")  # a checkpoint only fits a model built with the same values
+
+
+@dataclass
+class SwapConfig:
+    """Every knob of the training. Defaults follow the seed post (its Keras model and optimizer)
+    plus the 2017 original's augmentation; `quick()` is a CPU smoke run."""
+
+    model: str = "classic"  # classic | lowmem | tiny (see helpers.models.autoencoder.SPECS)
+    size: int = 64  # 64 as in the seed; 128 builds the 128 px variant
+    batch_size: int = 32  # per identity, as in the seed
+    steps: int = 20_000  # the seed ran 100 epochs (~2,400 batches); the swap keeps improving far beyond
+    lr: float = 5e-5  # Adam, as in the seed
+    beta1: float = 0.5
+    beta2: float = 0.999
+    ssim_weight: float = 0.0  # 0: plain L1 (mean absolute error) like the seed; try 1.0 for crisper eyes
+    warp: float = 1.0  # random-warp strength; 0 turns the trick off (and the swap into a copy)
+    rotate: float = 10.0  # degrees
+    zoom: float = 0.05
+    shift: float = 0.05  # fraction of the width
+    flip: bool = True
+    colour_match: bool = False  # shift A's colours to B's during training, for scenes lit differently
+    holdout: float = 0.25  # the seed's validation split: never trained on, gives the held-out L1
+    seed: int = 0
+    max_faces: int | None = None  # per identity; None = all kept faces
+    amp: str = "auto"  # auto (bf16 on recent GPUs, fp16 on older ones, off on CPU) | bf16 | fp16 | off
+    channels_last: str = "auto"  # auto | on | off: NHWC tensors, faster convolutions on tensor cores
+    log_every: int = 100
+    preview_every: int = 250
+    preview_faces: int = 4  # per identity, fixed, for previews and the timelapse
+    eval_faces: int = 256  # held-out faces per identity scored at each log line
+    save_every: int = 1000  # steps
+    save_minutes: float = 10.0  # and at least this often: a Colab session can end at any moment
+    keep_last: int = 3
+    milestone_every: int | None = 5000
+
+    @classmethod
+    def quick(cls, **overrides) -> "SwapConfig":
+        """A few dozen steps of a toy-sized model: runs the whole pipeline on a CPU in about a minute.
+        The learning rate is 10x the seed's so that a few dozen steps already show blurry faces."""
+        settings = dict(model="tiny", batch_size=16, steps=60, lr=5e-4, log_every=10, preview_every=15,
+                        eval_faces=64, save_every=30, save_minutes=5.0, milestone_every=None)
+        return cls(**{**settings, **overrides})
+
+
+# ---------------------------------------------------------------- devices and precision
+
+def autocast_dtype(device: torch.device, amp: str = "auto") -> torch.dtype | None:
+    """bf16 where the hardware has it (Ampere+ GPUs), fp16 on older GPUs (T4), none on CPU unless asked."""
+    if amp == "off":
+        return None
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp == "fp16":
+        return torch.float16
+    if amp != "auto":
+        raise ValueError(f"amp must be auto, bf16, fp16 or off, not {amp!r}")
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
+
+
+def use_channels_last(device: torch.device, setting: str = "auto") -> bool:
+    if setting not in ("auto", "on", "off"):
+        raise ValueError(f"channels_last must be auto, on or off, not {setting!r}")
+    return setting == "on" or (setting == "auto" and device.type in ("cuda", "cpu"))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: "SwapConfig", device: torch.device) -> torch.optim.Adam:
+    """The seed's Adam; the fused kernel (one pass over all weights) where torch has one, 3-20x faster updates."""
+    fused = device.type in ("cuda", "cpu")
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+# ---------------------------------------------------------------- data
+
+def as_face_tensor(faces, size: int, device: torch.device, limit: int | None = None) -> torch.Tensor:
+    """A face folder or a uint8 (N,H,W,3) array -> uint8 (N,3,size,size) tensor on the device."""
+    if isinstance(faces, (str, os.PathLike)):
+        from .data import load_faces
+
+        faces = load_faces(faces, size, limit=limit)
+    faces = np.asarray(faces)[:limit]
+    if faces.ndim != 4 or faces.shape[-1] != 3 or faces.dtype != np.uint8:
+        raise ValueError(f"Faces must be uint8 (N, H, W, 3) RGB, got {faces.dtype} {faces.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(faces)).permute(0, 3, 1, 2)
+    if x.shape[-1] != size:
+        x = F.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        x = x.round().clamp(0, 255).to(torch.uint8)
+    return x.contiguous().to(device)
+
+
+def split_holdout(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, held-out) indices: a fixed random `fraction` is never trained on. Both keep at least one face."""
+    if n < 2:
+        raise ValueError(f"Need at least 2 faces per identity to train and check, got {n}.")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_out = min(max(1, round(n * fraction)), n - 1) if fraction > 0 else 0
+    return order[n_out:].sort().values, order[:n_out].sort().values
+
+
+class EpochSampler:
+    """Batches that visit every training face once per epoch in a fresh random order (the seed's shuffle=True).
+
+    Its state (the current order and position) goes into the checkpoint, so a
+    resumed run draws exactly the batches the uninterrupted run would have.
+    """
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator):
+        self.n, self.batch_size, self.generator = n, batch_size, generator
+        self.order = torch.randperm(n, generator=generator)
+        self.pos = 0
+
+    def next(self) -> torch.Tensor:
+        picked = []
+        need = self.batch_size
+        while need:
+            if self.pos == self.n:
+                self.order, self.pos = torch.randperm(self.n, generator=self.generator), 0
+            take = self.order[self.pos: self.pos + need]
+            picked.append(take)
+            self.pos += len(take)
+            need -= len(take)
+        return torch.cat(picked)
+
+    def state_dict(self) -> dict:
+        return {"order": self.order.clone(), "pos": self.pos, "n": self.n}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["n"] != self.n:
+            raise ValueError("face count changed")
+        self.order, self.pos = state["order"].clone(), int(state["pos"])
+
+
+# ---------------------------------------------------------------- loss
+
+def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Mean structural similarity of two [0, 1] image batches (Gaussian window, per channel)."""
+    coords = torch.arange(window, device=x.device, dtype=x.dtype) - window // 2
+    g = torch.exp(-(coords ** 2) / (2 * sigma ** 2))
+    g = (g / g.sum())
+    c = x.shape[1]
+    kx, ky = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1), g.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+
+    def blur(t):
+        return F.conv2d(F.conv2d(t, kx, groups=c), ky, groups=c)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cov = blur(x * x) - mx ** 2, blur(y * y) - my ** 2, blur(x * y) - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    return (((2 * mx * my + c1) * (2 * cov + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))).mean()
+
+
+def reconstruction_loss(out: torch.Tensor, target: torch.Tensor, ssim_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss to minimise, plain L1 to log). Computed in fp32 whatever the autocast."""
+    out, target = out.float(), target.float()
+    l1 = (out - target).abs().mean()
+    if ssim_weight:
+        return l1 + ssim_weight * (1 - ssim(out, target)) / 2, l1
+    return l1, l1
+
+
+# ---------------------------------------------------------------- pictures
+
+PREVIEW_COLUMNS = ("A", "A->A", "A->B", "B", "B->B", "B->A")
+
+
+def _strip(width: int, labels: list[tuple[int, str]]) -> np.ndarray:
+    """A white 16 px strip with small black labels centred on the given x positions."""
+    import cv2
+
+    strip = np.full((16, width, 3), 255, np.uint8)
+    for x, text in labels:
+        (w, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.35, 1)
+        cv2.putText(strip, text, (max(0, x - w // 2), 11), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+    return strip
+
+
+@torch.no_grad()
+def preview_grid(model: FaceSwapAutoencoder, faces_a: torch.Tensor, faces_b: torch.Tensor, dtype=None, step: int | None = None) -> np.ndarray:
+    """Rows of A, A->A, A->B, B, B->B, B->A for fixed faces: reconstructions and swaps side by side."""
+    from .viz import image_grid
+
+    device = faces_a.device
+    was_training = model.training
+    model.eval()
+    with _autocast(device, dtype):
+        xa, xb = faces_a.float() / 255, faces_b.float() / 255
+        ca, cb = model.encoder(xa), model.encoder(xb)
+        cols = [xa, model.decoders["A"](ca), model.decoders["B"](ca), xb, model.decoders["B"](cb), model.decoders["A"](cb)]
+    model.train(was_training)
+    cols = [(c.float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy() for c in cols]
+    rows = min(len(faces_a), len(faces_b))
+    pad, size = 2, cols[0].shape[1]
+    grid = image_grid([c[i] for i in range(rows) for c in cols], ncol=6, pad=pad)
+    head = _strip(grid.shape[1], [(pad + j * (size + pad) + size // 2, t) for j, t in enumerate(PREVIEW_COLUMNS)])
+    parts = [head, grid]
+    if step is not None:
+        parts.append(_strip(grid.shape[1], [(grid.shape[1] // 2, f"step {step}")]))
+    return np.concatenate(parts)
+
+
+def make_timelapse(folder: str | os.PathLike, out: str | os.PathLike | None = None, max_frames: int = 120, seconds_per_frame: float = 0.25) -> Path | None:
+    """A GIF of the previews saved so far (evenly thinned to `max_frames`), the last frame held longer."""
+    from PIL import Image
+
+    folder = Path(folder)
+    frames = sorted((folder / "previews").glob("step-*.png"))
+    if not frames:
+        return None
+    if len(frames) > max_frames:
+        keep = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
+        frames = [frames[i] for i in sorted(set(keep))]
+    images = [Image.open(p).convert("RGB") for p in frames]
+    images = [im.quantize(colors=255, method=Image.Quantize.MEDIANCUT) for im in images]
+    durations = [int(seconds_per_frame * 1000)] * (len(images) - 1) + [2000]
+    out = Path(out) if out else folder / "timelapse.gif"
+    tmp = out.with_name(out.name + ".tmp")
+    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
+    os.replace(tmp, out)
+    return out
+
+
+def plot_log(folder: str | os.PathLike, save: bool = True):
+    """Train and held-out L1 per identity, log scale, like the seed's loss plots."""
+    from .viz import plot_curves
+
+    folder = Path(folder)
+    return plot_curves(folder / "log.csv", ["train_A", "train_B", "heldout_A", "heldout_B"], logy=True,
+                       save=folder / "loss.png" if save else None, title="L1 per identity (train: warped input)")
+
+
+# ---------------------------------------------------------------- log file
+
+def _trim_log(path: Path, step: int) -> None:
+    """Drop rows written after the checkpoint we resume from: they will be written again."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(float(r["step"])) <= step]
+    _write_rows(path, rows, mode="w")
+
+
+def _write_rows(path: Path, rows: list[dict], mode: str = "a") -> None:
+    new = mode == "w" or not path.exists()
+    with open(path, mode if not new else "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+def _trim_previews(folder: Path, step: int) -> None:
+    for p in (folder / "previews").glob("step-*.png"):
+        if int(p.stem.split("-")[1]) > step:
+            p.unlink()
+
+
+# ---------------------------------------------------------------- interrupting
+
+class GracefulInterrupt:
+    """Turn Ctrl-C / Jupyter's stop button into a flag the loop checks between steps.
+
+    A KeyboardInterrupt in the middle of an optimizer update would leave a
+    half-updated model; with the flag the step finishes, a checkpoint is saved
+    and the call returns. A second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nInterrupted: finishing this step and saving a checkpoint (press again to stop at once).", flush=True)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+# ---------------------------------------------------------------- training
+
+@dataclass
+class SwapRun:
+    """What a training call did and where its files are."""
+
+    folder: Path
+    step: int
+    start_step: int
+    interrupted: bool
+    log: Path
+    timelapse: Path | None
+    previews: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def latest_preview(self) -> Path | None:
+        return self.previews[-1] if self.previews else None
+
+
+def _check_same_architecture(saved: dict, cfg: SwapConfig, folder: Path) -> None:
+    for key in ARCHITECTURE:
+        if saved.get(key) != getattr(cfg, key):
+            raise ValueError(
+                f"The checkpoint in {folder} is a {saved.get('model')} model at {saved.get('size')} px, but the config asks "
+                f"for {cfg.model} at {cfg.size} px. Use the same settings to continue it, or another folder "
+                f"(e.g. {folder.parent / (folder.name + '-' + cfg.model)}) to start afresh; move {folder} away to replace it."
+            )
+
+
+def _config_from_dict(saved: dict) -> SwapConfig:
+    known = {f.name for f in fields(SwapConfig)}
+    return SwapConfig(**{k: v for k, v in saved.items() if k in known})
+
+
+class _Trainer:
+    """The state of one training run; `train_swap` is the public face of it."""
+
+    def __init__(self, cfg: SwapConfig, faces_a, faces_b, folder: Path, device: torch.device):
+        self.cfg, self.folder, self.device = cfg, folder, device
+        self.dtype = autocast_dtype(device, cfg.amp)
+        self.channels_last = use_channels_last(device, cfg.channels_last)
+        faces = {"A": as_face_tensor(faces_a, cfg.size, device, cfg.max_faces),
+                 "B": as_face_tensor(faces_b, cfg.size, device, cfg.max_faces)}
+        self.train_faces, self.heldout_faces = {}, {}
+        for k, x in faces.items():
+            tr, ho = split_holdout(len(x), cfg.holdout, cfg.seed + (k == "B"))
+            self.train_faces[k], self.heldout_faces[k] = x[tr.to(device)], x[ho.to(device)]
+        self.preview = {k: self._fixed_faces(k) for k in IDENTITIES}
+
+        torch.manual_seed(cfg.seed)  # the initial weights
+        self.model = FaceSwapAutoencoder(spec_for(cfg.model, cfg.size)).to(device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = make_optimizer(self.model, cfg, device)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # data order and augmentation, on the CPU
+        self.samplers = {k: EpochSampler(len(self.train_faces[k]), cfg.batch_size, self.generator) for k in IDENTITIES}
+        self.step = 0
+        self.loss_sum = torch.zeros(2, device=device)  # train L1 of A and B since the last log line
+        self.loss_count = 0
+        self.elapsed = 0.0
+
+    def _fixed_faces(self, k: str) -> torch.Tensor:
+        """Held-out faces when there are enough (shows generalisation), else training faces."""
+        pool = self.heldout_faces[k] if len(self.heldout_faces[k]) >= self.cfg.preview_faces else self.train_faces[k]
+        idx = torch.linspace(0, len(pool) - 1, min(self.cfg.preview_faces, len(pool))).round().long()
+        return pool[idx.to(pool.device)]
+
+    # -- checkpoint
+
+    def state(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "config": asdict(self.cfg),
+            "data": {"generator": self.generator.get_state(),
+                     "samplers": {k: s.state_dict() for k, s in self.samplers.items()}},
+            "log": {"loss_sum": self.loss_sum.detach().cpu(), "loss_count": self.loss_count, "elapsed": self.elapsed},
+        }
+
+    def resume(self, state: dict) -> None:
+        _check_same_architecture(state["config"], self.cfg, self.folder)
+        self.model.load_state_dict(state["model"])
+        self.step = int(state["step"])
+        if "optimizer" not in state:  # a shared weights-only checkpoint: fresh optimizer and data order
+            return
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # a changed learning rate in the config wins
+            group["lr"], group["betas"] = self.cfg.lr, (self.cfg.beta1, self.cfg.beta2)
+        if "scaler" in state and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+        data = state.get("data", {})
+        try:
+            self.generator.set_state(data["generator"])
+            for k, s in self.samplers.items():
+                s.load_state_dict(data["samplers"][k])
+        except (KeyError, ValueError):
+            warnings.warn("The face folders changed since the checkpoint: training continues with a new data order.", stacklevel=3)
+        if state["config"].get("batch_size") != self.cfg.batch_size:
+            warnings.warn("batch_size differs from the checkpoint's: training continues, but not batch for batch.", stacklevel=3)
+        log = state.get("log", {})
+        self.loss_sum = log.get("loss_sum", torch.zeros(2)).to(self.device)
+        self.loss_count, self.elapsed = int(log.get("loss_count", 0)), float(log.get("elapsed", 0.0))
+
+    # -- one step
+
+    def train_step(self) -> None:
+        cfg, b = self.cfg, self.cfg.batch_size
+        idx = torch.cat([self.samplers["A"].next(), self.samplers["B"].next()]).to(self.device, non_blocking=True)
+        batch = torch.cat([self.train_faces["A"][idx[:b]], self.train_faces["B"][idx[b:]]])
+        inputs, targets = augment(batch, self.generator, cfg.warp, cfg.rotate, cfg.zoom, cfg.shift, cfg.flip)
+        if cfg.colour_match:
+            shift = colour_shift(targets[:b], targets[b:])
+            inputs = torch.cat([(inputs[:b] + shift).clamp(0, 1), inputs[b:]])
+            targets = torch.cat([(targets[:b] + shift).clamp(0, 1), targets[b:]])
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with _autocast(self.device, self.dtype):
+            code = self.model.encoder(inputs)  # A and B share the encoder: one pass for both halves
+            out_a, out_b = self.model.decoders["A"](code[:b]), self.model.decoders["B"](code[b:])
+        loss_a, l1_a = reconstruction_loss(out_a, targets[:b], cfg.ssim_weight)
+        loss_b, l1_b = reconstruction_loss(out_b, targets[b:], cfg.ssim_weight)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_a + loss_b).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.loss_sum += torch.stack([l1_a, l1_b]).detach()  # no .item(): the GPU keeps running ahead
+        self.loss_count += 1
+        self.step += 1
+
+    # -- watching
+
+    @torch.no_grad()
+    def heldout_l1(self) -> dict[str, float]:
+        """L1 of each decoder reconstructing its own held-out faces (straight, not warped)."""
+        self.model.eval()
+        out = {}
+        for k in IDENTITIES:
+            faces = self.heldout_faces[k][: self.cfg.eval_faces]
+            if not len(faces):
+                out[k] = float("nan")
+                continue
+            total = 0.0
+            for chunk in faces.split(64):
+                x = chunk.float() / 255
+                with _autocast(self.device, self.dtype):
+                    y = self.model(x.contiguous(memory_format=torch.channels_last) if self.channels_last else x, k)
+                total += (y.float() - x).abs().mean(dim=(1, 2, 3)).sum().item()
+            out[k] = total / len(faces)
+        self.model.train()
+        return out
+
+    def log_row(self, images_per_s: float) -> dict:
+        train = (self.loss_sum / max(self.loss_count, 1)).tolist() if self.loss_count else [float("nan")] * 2
+        held = self.heldout_l1()
+        self.loss_sum.zero_()
+        self.loss_count = 0
+        return {"step": self.step, "train_A": f"{train[0]:.6f}", "train_B": f"{train[1]:.6f}",
+                "heldout_A": f"{held['A']:.6f}", "heldout_B": f"{held['B']:.6f}",
+                "images_per_s": f"{images_per_s:.1f}", "minutes": f"{self.elapsed / 60:.2f}"}
+
+    def save_preview(self) -> Path:
+        import cv2
+
+        grid = preview_grid(self.model, self.preview["A"], self.preview["B"], self.dtype, self.step)
+        path = self.folder / "previews" / f"step-{self.step:09d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+        return path
+
+
+def train_swap(
+    cfg: SwapConfig,
+    faces_a,
+    faces_b,
+    folder: str | os.PathLike,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    show: bool = False,
+    stop_after: int | None = None,
+    callback: Callable[[int, "_Trainer"], None] | None = None,
+) -> SwapRun:
+    """Train (or continue training) the swap model on faces of A and B until `cfg.steps`.
+
+    `faces_a`/`faces_b` are face folders (aligned crops from notebook 02) or uint8
+    (N,H,W,3) arrays. Run it again with the same folder and it resumes from the
+    newest checkpoint. Ctrl-C (or the notebook's stop button) saves and returns;
+    so does `stop_after` steps in this call (a session budget). `show` updates a
+    preview and the loss numbers in the notebook while training.
+    """
+    from tqdm.auto import tqdm
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device) if device is not None else _default_device()
+    trainer = _Trainer(cfg, faces_a, faces_b, folder, device)
+    checkpointer = Checkpointer(folder, cfg.save_every, cfg.save_minutes, cfg.keep_last, cfg.milestone_every)
+    latest = checkpointer.latest(map_location="cpu")
+    log_path = folder / "log.csv"
+    if latest is not None:
+        trainer.resume(latest)
+        _trim_log(log_path, trainer.step)
+        _trim_previews(folder, trainer.step)
+        print(f"Resuming from step {trainer.step} in {folder}.")
+    else:
+        if log_path.exists():
+            log_path.unlink()
+        _trim_previews(folder, -1)
+    start = trainer.step
+    previews = sorted((folder / "previews").glob("step-*.png"))
+    if start == 0:  # the untrained model: the first point of the curves and the first timelapse frame
+        _write_rows(log_path, [trainer.log_row(0.0)])
+        previews.append(trainer.save_preview())
+    view = _LiveView(show)
+    view.update(previews[-1] if previews else None, None)
+
+    interrupted = False
+    t_call = time.perf_counter()
+    t_log = t_prev = time.perf_counter()
+    images_since = 0
+    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="swap", unit="step")
+    with GracefulInterrupt() as stop:
+        try:
+            while trainer.step < cfg.steps:
+                trainer.train_step()
+                images_since += 2 * cfg.batch_size
+                bar.update(1)
+                step, last = trainer.step, trainer.step == cfg.steps
+                now = time.perf_counter()
+                trainer.elapsed, t_prev = trainer.elapsed + now - t_prev, now
+                if step % cfg.log_every == 0 or last:
+                    rate = images_since / max(now - t_log, 1e-9)
+                    row = trainer.log_row(rate)
+                    _write_rows(log_path, [row])
+                    bar.set_postfix(A=row["heldout_A"], B=row["heldout_B"])
+                    view.update(None, row)
+                    t_log, images_since = time.perf_counter(), 0
+                if step % cfg.preview_every == 0 or last:
+                    previews.append(trainer.save_preview())
+                    view.update(previews[-1], None)
+                if checkpointer.due(step) or last:
+                    checkpointer.save(step, trainer.state())
+                if callback is not None:
+                    callback(step, trainer)
+                if stop.requested or (stop_after is not None and step - start >= stop_after):
+                    interrupted = stop.requested
+                    if not last:
+                        checkpointer.save(step, trainer.state())
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+            if trainer.step > start:
+                checkpointer.save(trainer.step, trainer.state())
+            print(f"Stopped at step {trainer.step}; the checkpoint is saved. Run the cell again to continue.")
+        finally:
+            bar.close()
+    timelapse = make_timelapse(folder)
+    if log_path.exists():
+        import matplotlib.pyplot as plt
+
+        plt.close(plot_log(folder))
+    return SwapRun(folder, trainer.step, start, interrupted, log_path, timelapse, previews, time.perf_counter() - t_call)
+
+
+def _default_device() -> torch.device:
+    from .env import pick_device
+
+    return pick_device()
+
+
+class _LiveView:
+    """Notebook display that is updated in place while training (no-op outside Jupyter)."""
+
+    def __init__(self, enabled: bool):
+        self.handles = None
+        if not enabled:
+            return
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+
+            if get_ipython() is None:
+                return
+            self.handles = (display(display_id=True), display(display_id=True))
+        except ImportError:
+            pass
+
+    def update(self, image: Path | None, row: dict | None) -> None:
+        if self.handles is None:
+            return
+        from IPython.display import Image, Markdown
+
+        if image is not None:
+            self.handles[0].update(Image(filename=str(image)))
+        if row is not None:
+            self.handles[1].update(Markdown(
+                f"step {row['step']}: train L1 A {row['train_A']}, B {row['train_B']} | "
+                f"held-out A {row['heldout_A']}, B {row['heldout_B']} | {row['images_per_s']} images/s"))
+
+
+# ---------------------------------------------------------------- swapping
+
+class Swapper:
+    """A trained model ready to swap aligned faces: `swap(faces, to="B")` paints faces as B.
+
+    Accepts uint8 (N,H,W,3) RGB crops (numpy or tensor) or float (N,3,H,W)
+    tensors in [-1, 1], of any square size: they are resized to the model's
+    size and back. Returns the same kind, size and device as it was given.
+    """
+
+    def __init__(self, model: FaceSwapAutoencoder, device: torch.device | str = "cpu", batch_size: int = 64, step: int | None = None):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.dtype = autocast_dtype(self.device, "auto")
+        self.batch_size = batch_size
+        self.step = step
+
+    @property
+    def size(self) -> int:
+        return self.model.spec.size
+
+    @torch.no_grad()
+    def _run(self, x: torch.Tensor, to: str) -> torch.Tensor:
+        """Float NCHW [0, 1] on self.device at any size -> same size, swapped."""
+        h, w = x.shape[-2:]
+        out = []
+        for chunk in x.split(self.batch_size):
+            small = _resize(chunk, self.size)
+            with _autocast(self.device, self.dtype):
+                y = self.model(small, to).float()
+            out.append(_resize(y, (h, w)).clamp(0, 1))
+        return torch.cat(out) if out else x.clone()
+
+    def swap(self, faces, to: str = "B"):
+        """Faces of one identity painted as identity `to` ("A" or "B")."""
+        if to not in IDENTITIES:
+            raise ValueError(f'to must be "A" or "B", not {to!r}')
+        if isinstance(faces, np.ndarray):
+            return self._swap_uint8(torch.from_numpy(faces), to).cpu().numpy()
+        if not isinstance(faces, torch.Tensor):
+            raise TypeError(f"faces must be a uint8 (N,H,W,3) array or a float (N,3,H,W) tensor, not {type(faces).__name__}")
+        if faces.dtype == torch.uint8:
+            return self._swap_uint8(faces, to).to(faces.device)
+        if faces.ndim != 4 or faces.shape[1] != 3:
+            raise ValueError(f"A float tensor of faces must be (N, 3, H, W) in [-1, 1], got shape {tuple(faces.shape)}")
+        x = (faces.detach().to(self.device, torch.float32) + 1) / 2
+        return (self._run(x, to) * 2 - 1).to(device=faces.device, dtype=faces.dtype)
+
+    def _swap_uint8(self, faces: torch.Tensor, to: str) -> torch.Tensor:
+        if faces.ndim != 4 or faces.shape[-1] != 3:
+            raise ValueError(f"uint8 faces must be (N, H, W, 3) RGB, got shape {tuple(faces.shape)}")
+        x = faces.to(self.device).permute(0, 3, 1, 2).float() / 255
+        y = self._run(x, to)
+        return (y * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+def _resize(x: torch.Tensor, size) -> torch.Tensor:
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(x.shape[-2:]) == size:
+        return x
+    smaller = size[0] < x.shape[-2]
+    return F.interpolate(x, size=size, mode="bilinear" if smaller else "bicubic", antialias=smaller, align_corners=False)
+
+
+def load_swapper(folder: str | os.PathLike, device: torch.device | str | None = None) -> Swapper:
+    """The newest checkpoint in `folder` (or a checkpoint file) as a Swapper on `device`."""
+    path = Path(folder)
+    state = load_checkpoint(path, "cpu") if path.is_file() else load_latest(path, "cpu")
+    if state is None:
+        raise FileNotFoundError(
+            f"No swap checkpoint in {path}: train one with notebook 03 (train_swap), or download a shared one "
+            "with fetch_shared_checkpoint."
+        )
+    cfg = _config_from_dict(state.get("config", {}))
+    model = FaceSwapAutoencoder(spec_for(cfg.model, cfg.size))
+    model.load_state_dict(state["model"])
+    device = torch.device(device) if device is not None else _default_device()
+    return Swapper(model, device, step=state.get("step"))
+
+
+def fetch_shared_checkpoint(url: str, folder: str | os.PathLike, sha256: str | None = None) -> Path | None:
+    """Start from a checkpoint someone shared (Drive link or URL to a .pt, or a zip/tar holding one).
+
+    Does nothing when `folder` already has checkpoints (your own run wins).
+    The shared file is checked to be a swap checkpoint and copied in as
+    ckpt-<step>.pt, so `train_swap` continues from it and `load_swapper` finds it.
+    """
+    from .download import fetch, safe_extract
+
+    folder = Path(folder)
+    if list_checkpoints(folder):
+        print(f"{folder} already has checkpoints; not downloading the shared one.")
+        return list_checkpoints(folder)[-1][1]
+    got = fetch(url, folder / "shared", sha256=sha256)
+    if got.is_file() and got.suffix.lower() not in (".pt", ".pth"):  # an archive (a .pt is a zip too: not unpacked)
+        unpacked = got.with_name(got.name.split(".")[0] + "-unpacked")
+        safe_extract(got, unpacked)
+        got = unpacked
+    candidates = [got] if got.is_file() else sorted(list(got.rglob("*.pt")) + list(got.rglob("*.pth")))
+    for path in candidates:
+        try:
+            state = load_checkpoint(path, "cpu")
+        except Exception as exc:  # not a torch file, or not weights_only-safe
+            warnings.warn(f"Skipping {path.name}: not a loadable checkpoint ({type(exc).__name__}).", stacklevel=2)
+            continue
+        if isinstance(state, dict) and {"model", "config"} <= set(state):
+            _config_from_dict(state["config"])
+            step = int(state.get("step", 0))
+            return save_checkpoint(folder, step, {k: v for k, v in state.items() if k != "step"})
+    raise ValueError(f"No swap checkpoint (a .pt with 'model' and 'config') found in what {url} gave.")
+
+
+def checkpoint_config(folder: str | os.PathLike) -> SwapConfig | None:
+    """The config saved with the newest checkpoint in `folder`, or None when there is none."""
+    state = load_latest(folder, "cpu")
+    return None if state is None else _config_from_dict(state.get("config", {}))
