@@ -3,7 +3,6 @@
 import os
 import shutil
 import signal
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -25,37 +24,14 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def _haar_crop(video: Path, out: Path, every: int, size: int = 256) -> None:
-    """Stand-in for helpers.faces.crop_video until it lands: largest Haar face, square with margin, 256 px PNGs."""
-    from helpers.video import iter_frames
-
-    out.mkdir(parents=True, exist_ok=True)
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-    for frame in iter_frames(video, every=every):
-        boxes = cascade.detectMultiScale(cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY), 1.1, 5, minSize=(60, 60))
-        if len(boxes) == 0:
-            continue
-        x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
-        scale = size / (1.5 * w)
-        m = np.float32([[scale, 0, size / 2 - (x + w / 2) * scale], [0, scale, size / 2 - (y + h / 2) * scale]])
-        crop = cv2.warpAffine(frame.image, m, (size, size), borderMode=cv2.BORDER_REPLICATE)
-        cv2.imwrite(str(out / f"{frame.index:05d}.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
-
-
-def _crop_identity(video: Path, out: Path, every: int) -> None:
-    try:
-        from helpers.faces import crop_video
-    except ImportError:
-        return _haar_crop(video, out, every)
-    crop_video(video, out, size=256, every=every, detector="haar")
-
-
 @pytest.fixture(scope="module")
 def identities(samples, tmp_path_factory):
     """Aligned faces of the two sample people: A from woman.mp4, B from man.mp4."""
+    from helpers.faces import crop_video
+
     root = tmp_path_factory.mktemp("faces")
-    _crop_identity(samples["woman.mp4"], root / "woman", every=8)
-    _crop_identity(samples["man.mp4"], root / "man", every=2)
+    for name, every in (("woman", 8), ("man", 2)):  # Haar and no second look: fast; near-duplicates kept
+        crop_video(samples[f"{name}.mp4"], root / name, size=256, every=every, detector="haar", refine=False, dedupe=None, progress=False)
     return root / "woman", root / "man"
 
 
