@@ -226,3 +226,23 @@ def blend_face(
     if original_crop is not None and color is not None:
         new_crop = transfer_color(new_crop, original_crop, soft, color)
     return paste_back(frame, new_crop, matrix, soft, seamless)
+
+
+def blend_steps(frame, new_crop, matrix, original_crop, landmarks=None, erode: float = 0.04, feather: float = 0.05) -> dict:
+    """The same paste done step by step, for seeing what each trick adds (lesson 05's pictures).
+
+    Returns {title: frame}: the bare square, the soft mask, the mask plus LAB
+    colour transfer, histogram matching instead, and seamless cloning on top.
+    """
+    size = new_crop.shape[0]
+    lm = None if landmarks is None else to_crop(landmarks, matrix)
+    square = np.ones((size, size), np.float32)
+    soft = face_mask(size, lm, "hull", erode, feather)
+    lab = transfer_color(new_crop, original_crop, soft, "lab")
+    return {
+        "square paste": paste_back(frame, new_crop, matrix, square),
+        "feathered mask": paste_back(frame, new_crop, matrix, soft),
+        "mask + LAB colour": paste_back(frame, lab, matrix, soft),
+        "mask + histogram": paste_back(frame, transfer_color(new_crop, original_crop, soft, "hist"), matrix, soft),
+        "LAB + seamless": paste_back(frame, lab, matrix, soft, seamless=True),
+    }

@@ -68,7 +68,7 @@ def label_box(shape, text: str = "AI-generated") -> tuple[int, int, int, int]:
 
 
 def _label_font(height: int) -> tuple[float, int]:
-    scale = max(0.4, height / 720 * 1.0)
+    scale = max(0.5, height / 720 * 1.2)
     return scale, max(1, int(round(scale * 2)))
 
 
