@@ -22,7 +22,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .blend import blend_face
+from .blend import COLOR_METHODS, MASKS, blend_face
 from .smooth import FaceSmoother, FaceTracker
 from .video import ALTERED_TAG, VideoWriter, iter_frames, probe
 
@@ -251,6 +251,8 @@ def render_video(
     """
     start = time.perf_counter()
     src, dst = Path(src), Path(dst)
+    if mask not in MASKS or color not in COLOR_METHODS:
+        raise ValueError(f"mask must be one of {MASKS} and color one of {COLOR_METHODS}; got {mask!r}, {color!r}")
     info = probe(src)  # a missing, empty or broken file fails here, naming the file, before any work
     if not info.width or not info.height:
         raise ValueError(f"{src} has no picture size")
@@ -307,7 +309,7 @@ def render_video(
     report.seconds = time.perf_counter() - start
     if preview:
         gif = Path(preview) if not isinstance(preview, bool) else dst.with_suffix(".gif")
-        report.preview = make_gif(dst, gif)
+        report.preview = make_gif(dst, gif, width=min(out_w, 720 if side_by_side else 400))
     return report
 
 

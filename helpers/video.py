@@ -163,8 +163,9 @@ def pick_video_codec(preferred: str | None = None) -> str:
             av.codec.Codec(name, "w")
         except Exception:
             continue
-        if name in ("mpeg4",) or (preferred and name != preferred):
-            print(f"Note: H.264 encoder {preferred or 'libx264'} not available in this PyAV build; writing {name} instead.",
+        wanted = preferred or VIDEO_CODECS[0]
+        if name != wanted:
+            print(f"Note: the video encoder {wanted} is not in this PyAV build; writing with {name} instead.",
                   file=sys.stderr)
         return name
     raise VideoError("This PyAV build has no video encoder for MP4 (tried " + ", ".join(VIDEO_CODECS) + ")")
@@ -282,6 +283,8 @@ class VideoWriter:
         for key, value in (metadata or {}).items():
             self.container.metadata[key] = str(value)
         self.codec = pick_video_codec(codec)
+        if self.codec == "mpeg4" and time_base.denominator > 65535:
+            self.time_base = time_base = Fraction(1, 30000)  # MPEG-4 part 2 allows no finer clock
         self.stream = self.container.add_stream(self.codec, rate=self.rate)
         # H.264 in yuv420p needs even sizes; an odd edge is padded by one pixel
         self.stream.width, self.stream.height = self.width + self.width % 2, self.height + self.height % 2

@@ -177,6 +177,22 @@ def test_a_model_that_returns_the_wrong_shape_is_named_and_leaves_no_file(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["still.mp4"]
 
 
+def test_an_interrupted_render_keeps_what_it_wrote(tmp_path):
+    src = write_clip(tmp_path / "long.mp4", no_face_frames(12, (64, 48)), fps=10, tone_hz=330)
+    calls = []
+
+    def detect_then_stop(images):  # the user presses stop during the second batch
+        calls.append(len(images))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return [[] for _ in images]
+
+    report = render_video(src, tmp_path / "part.mp4", invert, detector=detect_then_stop, batch_size=4, progress=False)
+    out = probe(tmp_path / "part.mp4")
+    assert report.interrupted and report.frames == out.frame_count == 4
+    assert out.audio_duration == pytest.approx(0.4, abs=0.05)  # the sound stops with the picture
+
+
 def test_smoothing_lowers_box_jitter_on_the_sample_video(samples, detector):
     times, raw, smooth = track_faces(samples["man.mp4"], detector)
     assert len(times) == 72 and not np.isnan(raw).any()

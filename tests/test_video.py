@@ -111,6 +111,18 @@ def test_odd_sizes_are_padded_not_refused(tmp_path):
     assert next(iter_frames(dst)).image.shape[:2] == (50, 66)
 
 
+def test_without_libx264_another_encoder_is_used_and_said(tmp_path, monkeypatch, capsys):
+    import helpers.video as video
+
+    monkeypatch.setattr(video, "VIDEO_CODECS", ("libx264-missing", "mpeg4"))
+    dst = tmp_path / "fallback.mp4"
+    with VideoWriter(dst, 64, 48, 10) as w:
+        for i in range(3):
+            w.write(np.full((48, 64, 3), 50 * i, np.uint8))
+    assert "writing with mpeg4 instead" in capsys.readouterr().err
+    assert probe(dst).frame_count == 3
+
+
 @pytest.mark.parametrize("kind", ["missing", "empty", "text", "folder"])
 def test_bad_files_give_one_clear_error_naming_the_file(tmp_path, kind):
     path = tmp_path / f"{kind}.mp4"
