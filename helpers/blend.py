@@ -110,23 +110,24 @@ def face_mask(size: int, landmarks=None, kind: str = "hull", erode: float = 0.04
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    """8-bit LAB (L scaled to 0..255, a and b offset by 128): 10x faster than float LAB, precise enough here."""
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
 
 
 def _rgb(lab: np.ndarray) -> np.ndarray:
-    rgb = cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB)
-    return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(np.clip(lab + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 
 def transfer_color_lab(source: np.ndarray, reference: np.ndarray, mask=None) -> np.ndarray:
     """Give `source` the per-channel LAB mean and standard deviation of `reference` (inside the mask)."""
     src, ref = _lab(source), _lab(reference)
-    sel = np.ones(source.shape[:2], bool) if mask is None else np.asarray(mask) > 0.5
-    if sel.sum() < 16:
+    sel = np.full(source.shape[:2], 255, np.uint8) if mask is None else ((np.asarray(mask) > 0.5) * 255).astype(np.uint8)
+    if cv2.countNonZero(sel) < 16:
         return source
-    mu_s, sd_s = src[sel].mean(axis=0), src[sel].std(axis=0) + 1e-6
-    mu_r, sd_r = ref[sel].mean(axis=0), ref[sel].std(axis=0) + 1e-6
-    return _rgb((src - mu_s) / sd_s * sd_r + mu_r)
+    mu_s, sd_s = (v.ravel() for v in cv2.meanStdDev(src, mask=sel))
+    mu_r, sd_r = (v.ravel() for v in cv2.meanStdDev(ref, mask=sel))
+    gain = (sd_r / (sd_s + 1e-6)).astype(np.float32)
+    return _rgb((src.astype(np.float32) - mu_s.astype(np.float32)) * gain + mu_r.astype(np.float32))
 
 
 def match_histogram(source: np.ndarray, reference: np.ndarray, mask=None) -> np.ndarray:
