@@ -1,0 +1,75 @@
+"""The curation widget, driven from Python as a user's clicks would drive it in a browser."""
+
+import shutil
+
+import pytest
+
+from helpers.curate import BY_HAND, CurationGrid
+from helpers.data import list_faces
+from helpers.faces import crop_video, make_detector, read_index
+
+
+@pytest.fixture(scope="module")
+def man_faces(samples, tmp_path_factory):
+    """A small face folder: every 8th frame of the man video (9 faces)."""
+    out = tmp_path_factory.mktemp("curate") / "man"
+    crop_video(samples["man.mp4"], out, every=8, detector=make_detector("mtcnn"), dedupe=None, progress=False)
+    return out
+
+
+@pytest.fixture
+def folder(man_faces, tmp_path):
+    return shutil.copytree(man_faces, tmp_path / "man")
+
+
+def status(folder, face):
+    return next(r["status"] for r in read_index(folder) if r["face"] == face)
+
+
+def test_click_rejects_and_restores_in_faces_csv(folder, samples):
+    grid = CurationGrid(folder, page_size=4)
+    assert len(grid.buttons) == 4 and grid.pages == 3
+    face = grid.visible()[1]["face"]
+    grid.buttons[1].click()
+    assert status(folder, face) == BY_HAND
+    assert grid.buttons[1].button_style == "danger" and "by hand" in grid.buttons[1].description
+    assert folder / face not in list_faces(folder)  # the trainers no longer see it
+    assert "kept <b>8</b>" in grid.info.value
+
+    # survives a re-run of the crop and a fresh widget (a new kernel)
+    again = crop_video(samples["man.mp4"], folder, every=8, detector="haar", progress=False)
+    assert again.frames == 0
+    reloaded = CurationGrid(folder, page_size=4)
+    assert reloaded.buttons[1].button_style == "danger"
+    reloaded.buttons[1].click()
+    assert status(folder, face) == "kept" and folder / face in list_faces(folder)
+
+
+def test_paging_and_filter(folder):
+    grid = CurationGrid(folder, page_size=4)
+    grid.next_button.click()
+    grid.next_button.click()
+    assert grid.page == 2 and len(grid.buttons) == 1 and grid.next_button.disabled
+    last = grid.visible()[-1]["face"]
+    grid.buttons[0].click()  # reject the face on the last page
+    grid.filter.value = "rejected"
+    assert grid.page == 0 and [r["face"] for r in grid.visible()] == [last] and len(grid.buttons) == 1
+    grid.filter.value = "kept"
+    assert len(grid.visible()) == 8
+
+
+def test_restoring_a_face_rejected_by_a_filter(folder):
+    rows = read_index(folder)
+    rows[0]["status"] = "rejected:blurry"
+    from helpers.faces import write_index
+
+    write_index(folder, rows)
+    grid = CurationGrid(folder, show="rejected")
+    assert grid.buttons[0].description == "✗ blurry"
+    grid.buttons[0].click()
+    assert status(folder, rows[0]["face"]) == "kept"
+
+
+def test_folder_without_faces_csv_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="crop faces"):
+        CurationGrid(tmp_path)
