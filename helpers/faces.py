@@ -730,7 +730,7 @@ def crop_video(
     min_face: int = 64,
     blur: float | None = 20.0,
     multi: str = "largest",
-    dedupe: int | None = 2,
+    dedupe: int | None = None,
     min_score: float | None = None,
     refine: bool = True,
     max_frames: int | None = None,
@@ -744,10 +744,11 @@ def crop_video(
     box smaller than `min_face` px, a variance of the Laplacian under `blur`
     (None: no blur filter), several faces (`multi`: keep the "largest", "all",
     or "reject" the frame), and near-duplicates of a kept face (perceptual hash
-    within `dedupe` bits; None: keep duplicates). With `refine`, landmarks are
-    found again on the upright crop for a steadier alignment (twice the
-    detector work per face). Frames already in faces.csv
-    are skipped, so an interrupted run continues where it stopped.
+    within `dedupe` bits; None, the default for videos, keeps them: successive
+    frames are near-duplicates by nature, so thin them with `every` instead).
+    With `refine`, the landmarks are found again on the upright crop for a
+    steadier alignment. Frames already in faces.csv are skipped, so an
+    interrupted run continues where it stopped.
     """
     from .video import iter_frames, probe
 
