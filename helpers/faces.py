@@ -25,6 +25,7 @@ import math
 import os
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -147,6 +148,28 @@ class HaarDetector(Detector):
         return [self._detect_one(im, min_size) for im in images]
 
 
+@contextmanager
+def _torch_threads(n: int | None, device):
+    """Run torch on `n` CPU threads inside the block, then restore the setting.
+
+    MTCNN's networks are tiny: on a CPU, extra threads mostly wait for each
+    other, and on a busy machine (other notebooks, a shared Colab VM) they
+    make detection ten times slower. One thread is as fast when idle and
+    steady when busy (see bench/bench_faces.py).
+    """
+    import torch
+
+    if n is None or torch.device(device).type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class MTCNNDetector(Detector):
     """MTCNN (Zhang et al. 2016) from facenet-pytorch: three small CNNs, a box and five landmarks per face.
 
@@ -158,8 +181,10 @@ class MTCNNDetector(Detector):
     min_score = 0.9
     box_geometry = (2.95, 0.32)
 
-    def __init__(self, device=None, min_size: int = 40, max_side: int = 1280, thresholds=(0.6, 0.7, 0.7)):
+    def __init__(self, device=None, min_size: int = 40, max_side: int = 1280, thresholds=(0.6, 0.7, 0.7),
+                 cpu_threads: int | None = 1):
         super().__init__(min_size, max_side)
+        self.cpu_threads = cpu_threads
         import torch
 
         try:
@@ -177,7 +202,7 @@ class MTCNNDetector(Detector):
         import torch
 
         self.net.min_face_size = max(12, int(min_size))  # the image pyramid starts at this face size
-        with torch.inference_mode():
+        with torch.inference_mode(), _torch_threads(self.cpu_threads, self.device):
             try:
                 boxes, scores, points = self.net.detect(np.stack(images), landmarks=True)
             except RuntimeError as exc:
@@ -210,7 +235,7 @@ class MTCNNDetector(Detector):
             patches.append(warp(image, m, 48))
             corners.append((cx, cy, side))
         batch = torch.as_tensor(np.stack(patches), dtype=torch.float32, device=self.device).permute(0, 3, 1, 2)
-        with torch.inference_mode():
+        with torch.inference_mode(), _torch_threads(self.cpu_threads, self.device):
             _, points, probs = self.net.onet((batch - 127.5) * 0.0078125)
         points, probs = points.cpu().numpy(), probs[:, 1].cpu().numpy()
         out = np.empty((len(patches), 5, 2), np.float32)
