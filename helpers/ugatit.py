@@ -15,8 +15,9 @@ decay, augmentation). What differs is only how the work is done:
 - calls that share a network and do not depend on each other are batched
   (every norm here is per image, so this changes no number);
 - bf16 autocast on GPUs that have it (fp16 + grad scaler on older ones), with
-  the norm statistics in float32; channels-last; fused Adam; optional
-  torch.compile; discriminator weights frozen while the generators learn;
+  the norm statistics and spectral norms in float32; channels-last and fused
+  Adam on CUDA; optional torch.compile; discriminator weights frozen while
+  the generators learn;
 - losses stay on the device and are read every `log_every` steps, so the
   step never waits for the host.
 
@@ -93,7 +94,7 @@ class UGATITConfig:
     cam_weight: float = 1000.0
     # speed
     amp: str = "auto"  # "auto": bf16 on GPUs with native bf16, fp16 + grad scaler on older GPUs, off on CPU; or "bf16", "fp16", "off"
-    channels_last: bool = True
+    channels_last: bool = True  # on CUDA only: on a CPU channels-last convolutions measured slower
     compile: bool = False
     reference_mode: bool = False  # the official per-step work, for honest speed comparisons
     # watching and saving
@@ -111,7 +112,7 @@ class UGATITConfig:
     def quick(cls, **overrides) -> "UGATITConfig":
         """A CPU smoke run: real faces (woman + man) -> cartoon at 64 px, light model, a few steps."""
         base = dict(
-            domain_a=("woman", "man"), domain_b=("cartoon",), img_size=64, light=True, ch=32,
+            domain_a=("woman", "man"), domain_b=("cartoon",), img_size=64, light=True, ch=16,
             iterations=16, holdout=8, log_every=2, sample_every=8, kid_every=8, kid_subsets=20,
             ckpt_every=8, ckpt_minutes=5.0, keep_last=2, milestone_every=0,
         )
@@ -162,7 +163,7 @@ def pick_amp(cfg: UGATITConfig, device: torch.device) -> torch.dtype | None:
 
 # ---------------------------------------------------------------- data
 
-def ensure_faces(faces_root: str | os.PathLike, names: Sequence[str], samples_dir: str | os.PathLike | None = None, frames: int = 60) -> dict:
+def ensure_faces(faces_root: str | os.PathLike, names: Sequence[str], samples_dir: str | os.PathLike | None = None, frames: int = 24) -> dict:
     """Make the face folders a QUICK run needs from the sample videos when notebook 02 has not run.
 
     Only the sample domains ("woman", "man", "cartoon") can be made here;
@@ -192,7 +193,7 @@ def ensure_faces(faces_root: str | os.PathLike, names: Sequence[str], samples_di
         samples_dir = Path(samples_dir) if samples_dir else faces_root.parent / "samples"
         video = fetch_samples(samples_dir)[SAMPLE_VIDEOS[name]]
         every = max(1, probe(video).frame_count // frames)
-        done[name] = crop_video(video, folder, size=256, every=every)
+        done[name] = crop_video(video, folder, size=256, every=every, progress=False)
     return done
 
 
@@ -331,7 +332,7 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.quiet = quiet
         self.amp_dtype = pick_amp(cfg, self.device)
-        self.channels_last = cfg.channels_last and not cfg.reference_mode
+        self.channels_last = cfg.channels_last and not cfg.reference_mode and self.device.type == "cuda"
         if self.device.type == "cuda" and not cfg.reference_mode:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -884,6 +885,44 @@ class Translator:
     __call__ = translate
 
 
+def fetch_shared_checkpoint(url: str, run_dir: str | os.PathLike, sha256: str | None = None) -> Path | None:
+    """Download a checkpoint someone shared (Drive link or URL: a .pt, or a zip/tar holding one).
+
+    One of our checkpoints is copied into the run folder as ckpt-<step>.pt, so
+    training continues from it; an official `*_params_*.pt` is left in
+    run_dir/shared for `Trainer.load_pretrained` or `load_translator`. Does
+    nothing when the run folder already has checkpoints (your own run wins).
+    """
+    import shutil
+
+    from .checkpoint import checkpoint_path
+    from .download import DownloadError, fetch, safe_extract
+
+    run_dir = Path(run_dir)
+    if list_checkpoints(run_dir):
+        print(f"{run_dir} already has checkpoints; not downloading the shared one.")
+        return None
+    got = fetch(url, run_dir / "shared", sha256=sha256)
+    if got.is_file() and got.suffix.lower() not in (".pt", ".pth"):  # an archive (a .pt is a zip too: not unpacked)
+        unpacked = got.with_name(got.name.split(".")[0] + "-unpacked")
+        safe_extract(got, unpacked)
+        got = unpacked
+    candidates = [got] if got.is_file() else sorted(list(got.rglob("*.pt")) + list(got.rglob("*.pth")))
+    for path in candidates:
+        try:
+            params = _read_weights(path)
+        except Exception as exc:  # not a torch file, or not weights_only-safe
+            warnings.warn(f"Skipping {path.name}: not a loadable checkpoint ({type(exc).__name__}).", stacklevel=2)
+            continue
+        if isinstance(params, dict) and "nets" in params and "step" in params:
+            target = checkpoint_path(run_dir, int(params["step"]))
+            shutil.copyfile(path, target)
+            return target
+        if isinstance(params, dict) and all(n in params for n in NET_NAMES):
+            return path
+    raise DownloadError(f"No U-GAT-IT checkpoint in what {url} gave us ({got}).")
+
+
 def _read_weights(path: Path) -> dict:
     # mmap: a full-model checkpoint carries gigabytes of optimiser state we do not need to read
     return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -922,49 +961,35 @@ def load_translator(source: str | os.PathLike, device=None, direction: str = "A2
     raise FileNotFoundError(f"No readable checkpoint in {source} ({'; '.join(errors)}).")
 
 
-def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, feather: float = 0.12) -> np.ndarray:
-    """Blend an aligned crop back into the image it came from, with a feathered edge.
-
-    `matrix` maps image pixels to crop pixels (helpers.faces.align_face) for a
-    crop of this size; its inverse warps the crop back.
-    """
-    h, w = image.shape[:2]
-    s = crop.shape[0]
-    inverse = cv2.invertAffineTransform(np.asarray(matrix, np.float64))
-    warped = cv2.warpAffine(crop, inverse, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    margin = max(1, int(s * feather))
-    mask = np.zeros((s, s), np.float32)
-    mask[margin:s - margin, margin:s - margin] = 1
-    mask = cv2.GaussianBlur(mask, (0, 0), margin / 2)
-    mask = cv2.warpAffine(mask, inverse, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
-    return (image * (1 - mask) + warped * mask).round().clip(0, 255).astype(np.uint8)
-
-
 @dataclass
 class TranslatedImage:
-    image: np.ndarray  # the picture with translated faces pasted back (or the input when paste=False)
+    image: np.ndarray  # the picture with translated faces pasted back (the input when paste=False or no face)
     crops: np.ndarray  # aligned input crops (N, S, S, 3)
     translated: np.ndarray  # translated crops (N, S, S, 3)
-    matrices: list = field(default_factory=list)
+    matrices: list = field(default_factory=list)  # image -> crop pixel maps, one per face
 
 
-def translate_image(rgb: np.ndarray, translator: Translator, detector=None, size: int = 256, paste: bool = True, feather: float = 0.12) -> TranslatedImage:
+def translate_image(rgb: np.ndarray, translator: Translator, detector="mtcnn", size: int = 256, paste: bool = True, mask: str = "hull", feather: float = 0.05) -> TranslatedImage:
     """Find faces with notebook 02's detector and aligner, translate them, optionally paste them back.
 
-    The paste-back is this module's small feathered inverse-affine blend.
+    Paste-back is helpers.blend's feathered inverse-affine blend, without colour
+    transfer: matching the old skin colour would wash the makeup out.
     """
+    from .blend import blend_face
     from .faces import align_face, make_detector
 
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"rgb must be uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
-    detector = detector or make_detector()
-    aligned = [align_face(rgb, face, size=size) for face in detector.detect(rgb)]
-    if not aligned:
-        return TranslatedImage(rgb.copy(), np.zeros((0, size, size, 3), np.uint8), np.zeros((0, size, size, 3), np.uint8))
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"rgb must be a uint8 (H, W, 3) RGB array, got {getattr(rgb, 'dtype', type(rgb))} {getattr(rgb, 'shape', '')}")
+    detector = make_detector(detector)
+    faces = detector.detect(rgb)
+    empty = np.zeros((0, size, size, 3), np.uint8)
+    if not faces:
+        return TranslatedImage(rgb.copy(), empty, empty)
+    aligned = [align_face(rgb, face, size=size) for face in faces]
     crops = np.stack([a.image for a in aligned])
     out = translator.translate(crops)
-    image = rgb.copy()
+    image = rgb
     if paste:
-        for crop, a in zip(out, aligned):
-            image = paste_back(image, crop, a.matrix, feather)
-    return TranslatedImage(image, crops, out, [a.matrix for a in aligned])
+        for crop, a, face in zip(out, aligned, faces):
+            image = blend_face(image, crop, a.matrix, landmarks=face.landmarks, mask=mask, color=None, feather=feather)
+    return TranslatedImage(image.copy(), crops, out, [a.matrix for a in aligned])

@@ -189,6 +189,23 @@ def test_folded_cam_attention_equals_weight_concat_conv():
     torch.testing.assert_close(logits, torch.cat([gap(x.mean((2, 3))), gmp(x.amax((2, 3)))], 1))
 
 
+def test_spectral_norm_matches_torch_and_stays_float32_under_autocast():
+    from helpers.models.ugatit import SNConv2d
+
+    torch.manual_seed(2)
+    ours, hook = SNConv2d(8, 16, 4), torch.nn.utils.spectral_norm(torch.nn.Conv2d(8, 16, 4))
+    hook.load_state_dict(ours.state_dict())  # same keys: weight_orig, weight_u, weight_v, bias
+    x = torch.randn(2, 8, 10, 10)
+    for training in (True, True, False):  # one power iteration per call in training, none in eval
+        ours.train(training), hook.train(training)
+        torch.testing.assert_close(ours(x), hook(x))
+    torch.testing.assert_close(ours.weight_u, hook.weight_u)
+    ours.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert ours(x).dtype == torch.bfloat16
+    assert ours.weight_u.dtype == torch.float32 and torch.isfinite(ours.weight_u).all()
+
+
 def test_rho_clipper_keeps_rho_in_unit_interval():
     gen = build_networks(64, light=True, ch=8, n_res=2)["genA2B"]
     with torch.no_grad():

@@ -14,10 +14,12 @@ from helpers.ugatit import (
     FaceStream,
     Trainer,
     UGATITConfig,
+    ensure_faces,
+    fetch_shared_checkpoint,
     load_translator,
     make_timelapse,
     official_lr,
-    paste_back,
+    translate_image,
 )
 from helpers.video import iter_frames
 
@@ -209,11 +211,43 @@ def test_a_run_folder_with_other_networks_is_refused(faces, tmp_path):
         Trainer(tiny(iterations=1, ch=16), faces, tmp_path / "run", "cpu", quiet=True)
 
 
-def test_paste_back_puts_the_crop_where_it_came_from():
-    image = np.zeros((120, 160, 3), np.uint8)
-    matrix = np.array([[0.5, 0.0, -20.0], [0.0, 0.5, -10.0]])  # image (40..168, 20..148) -> crop (0..64)
-    crop = np.full((64, 64, 3), 200, np.uint8)
-    out = paste_back(image, crop, matrix)
-    assert out[20 + 64, 40 + 64].tolist() == [200, 200, 200]  # the crop's centre, fully replaced
-    assert out[5, 5].tolist() == [0, 0, 0]  # far outside: untouched
-    assert 0 < out[21, 100, 0] < 200  # the feathered edge blends
+def test_translate_image_finds_translates_and_pastes_back_a_portrait(faces, samples, tmp_path):
+    trainer = Trainer(tiny(iterations=1), faces, tmp_path / "run", "cpu", quiet=True)
+    trainer.train()
+    rgb = cv2.cvtColor(cv2.imread(str(samples["grace_hopper.jpg"])), cv2.COLOR_BGR2RGB)
+    result = translate_image(rgb, load_translator(tmp_path / "run", "cpu"), size=128)
+    assert result.crops.shape == result.translated.shape == (1, 128, 128, 3)
+    assert result.image.shape == rgb.shape and result.image.dtype == np.uint8
+    changed = np.abs(result.image.astype(int) - rgb).sum(-1) > 0
+    assert 0.02 < changed.mean() < 0.6  # the face, not the whole picture
+    assert not changed[:10, :10].any()
+    with pytest.raises(ValueError, match="uint8"):
+        translate_image(rgb.astype(np.float32), load_translator(tmp_path / "run", "cpu"))
+
+
+def test_missing_face_folders_are_cropped_from_the_samples_or_explained(samples, tmp_path):
+    report = ensure_faces(tmp_path / "faces", ["man"], samples["man.mp4"].parent, frames=6)
+    assert report["man"].kept >= 1 and list((tmp_path / "faces" / "man").glob("*.png"))
+    assert ensure_faces(tmp_path / "faces", ["man"], samples["man.mp4"].parent) == {"man": "present"}
+    with pytest.raises(FileNotFoundError, match="notebooks 01 and 02"):
+        ensure_faces(tmp_path / "faces", ["drag"])
+
+
+def test_a_shared_checkpoint_is_fetched_and_used(faces, tmp_path, http_root):
+    from helpers.models.ugatit import build_networks, official_state
+
+    www, base, _ = http_root
+    # one of ours: copied in as ckpt-<step>.pt, so training continues from it
+    Trainer(tiny(iterations=2), faces, tmp_path / "theirs", "cpu", quiet=True).train()
+    (www / "run.pt").write_bytes((tmp_path / "theirs" / "ckpt-000000002.pt").read_bytes())
+    got = fetch_shared_checkpoint(f"{base}/run.pt", tmp_path / "mine")
+    assert got.name == "ckpt-000000002.pt"
+    assert Trainer(tiny(iterations=4), faces, tmp_path / "mine", "cpu", quiet=True).step == 2
+    assert fetch_shared_checkpoint(f"{base}/run.pt", tmp_path / "mine") is None  # own checkpoints win
+    # an official-layout file: the networks only
+    torch.save(official_state(build_networks(64, light=True, ch=8, n_res=2)), www / "x_params_0001000.pt")
+    official = fetch_shared_checkpoint(f"{base}/x_params_0001000.pt", tmp_path / "fresh")
+    trainer = Trainer(tiny(iterations=1), faces, tmp_path / "fresh", "cpu", quiet=True)
+    trainer.load_pretrained(official)
+    assert torch.equal(trainer.nets["disGA"].conv1x1.weight, torch.load(official, weights_only=True)["disGA"]["conv1x1.weight"])
+    assert load_translator(official, "cpu", img_size=64).size == 64

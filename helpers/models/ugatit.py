@@ -241,9 +241,60 @@ class ResnetGenerator(nn.Module):
 
 # ---------------------------------------------------------------- discriminators
 
-def _sn(module: nn.Module) -> nn.Module:
-    """Spectral norm in the original hook form (keys weight_orig, weight_u, weight_v, as the official files)."""
-    return nn.utils.spectral_norm(module)
+class _SpectralNorm:
+    """Spectral normalisation (Miyato et al. 2018) stored the way torch's original hook stores it.
+
+    Parameters `weight_orig`, buffers `weight_u` and `weight_v` (the official
+    checkpoints' keys). One power iteration per call in training mode, none in
+    eval mode, like the hook. Written out here, instead of the hook, so that
+    the estimate runs in float32 even under autocast (the hook mixes a
+    half-precision matrix-vector product with float32 vectors) and so that
+    torch.compile sees plain code.
+    """
+
+    def _setup_spectral_norm(self, eps: float = 1e-12):
+        weight = self._parameters.pop("weight")
+        self.weight_orig = nn.Parameter(weight.detach())
+        self.sn_eps = eps
+        rows, cols = weight.shape[0], weight[0].numel()
+        self.register_buffer("weight_u", F.normalize(weight.new_empty(rows).normal_(0, 1), dim=0, eps=eps))
+        self.register_buffer("weight_v", F.normalize(weight.new_empty(cols).normal_(0, 1), dim=0, eps=eps))
+
+    def normalized_weight(self) -> torch.Tensor:
+        with torch.autocast(self.weight_orig.device.type, enabled=False):
+            w = self.weight_orig.float()
+            mat = w.flatten(1)
+            if self.training:
+                with torch.no_grad():
+                    v = F.normalize(mat.t() @ self.weight_u, dim=0, eps=self.sn_eps)
+                    u = F.normalize(mat @ v, dim=0, eps=self.sn_eps)
+                    self.weight_v.copy_(v)
+                    self.weight_u.copy_(u)
+            # clones: a later call updates the buffers in place while this graph still needs them
+            sigma = torch.dot(self.weight_u.clone(), mat @ self.weight_v.clone())
+            return (w / sigma).to(self.weight_orig.dtype)
+
+
+class SNConv2d(_SpectralNorm, nn.Conv2d):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._setup_spectral_norm()
+
+    def forward(self, x):
+        return self._conv_forward(x, self.normalized_weight(), self.bias)
+
+
+class SNLinear(_SpectralNorm, nn.Linear):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._setup_spectral_norm()
+
+    def forward(self, x):
+        return F.linear(x, self.normalized_weight(), self.bias)
+
+
+def _sn_conv(cin, cout, k, stride=1, bias=True):
+    return SNConv2d(cin, cout, kernel_size=k, stride=stride, padding=0, bias=bias)
 
 
 def fit_layers(img_size: int, n_layers: int) -> int:
@@ -271,25 +322,25 @@ class Discriminator(nn.Module):
         if n_layers < 3:
             raise ValueError("a discriminator needs at least 3 layers")
         self.n_layers = n_layers
-        layers = [nn.ReflectionPad2d(1), _sn(_conv(input_nc, ndf, 4, stride=2, bias=True)), nn.LeakyReLU(0.2, True)]
+        layers = [nn.ReflectionPad2d(1), _sn_conv(input_nc, ndf, 4, stride=2), nn.LeakyReLU(0.2, True)]
         for i in range(1, n_layers - 2):
             cin = ndf * 2 ** (i - 1)
-            layers += [nn.ReflectionPad2d(1), _sn(_conv(cin, cin * 2, 4, stride=2, bias=True)), nn.LeakyReLU(0.2, True)]
+            layers += [nn.ReflectionPad2d(1), _sn_conv(cin, cin * 2, 4, stride=2), nn.LeakyReLU(0.2, True)]
         cin = ndf * 2 ** (n_layers - 3)
-        layers += [nn.ReflectionPad2d(1), _sn(_conv(cin, cin * 2, 4, stride=1, bias=True)), nn.LeakyReLU(0.2, True)]
+        layers += [nn.ReflectionPad2d(1), _sn_conv(cin, cin * 2, 4, stride=1), nn.LeakyReLU(0.2, True)]
         self.model = nn.Sequential(*layers)
         c = ndf * 2 ** (n_layers - 2)
-        self.gap_fc = _sn(nn.Linear(c, 1, bias=False))
-        self.gmp_fc = _sn(nn.Linear(c, 1, bias=False))
+        self.gap_fc = SNLinear(c, 1, bias=False)
+        self.gmp_fc = SNLinear(c, 1, bias=False)
         self.conv1x1 = nn.Conv2d(c * 2, c, kernel_size=1, stride=1, bias=True)
         self.leaky_relu = nn.LeakyReLU(0.2, True)
         self.pad = nn.ReflectionPad2d(1)
-        self.conv = _sn(_conv(c, 1, 4, stride=1, bias=False))
+        self.conv = _sn_conv(c, 1, 4, stride=1, bias=False)
 
     def forward(self, x):
         x = self.model(x)
         # the official code weights the map with the classifiers' raw (not spectrally normalised)
-        # weights - its `parameters()[0]` is weight_orig - and we keep that recipe
+        # weights - its `parameters()[0]` is weight_orig - while the logits use the normalised ones
         x, cam_logit = cam_attention(x, self.gap_fc, self.gmp_fc, self.conv1x1, self.gap_fc.weight_orig, self.gmp_fc.weight_orig)
         x = self.leaky_relu(x)
         heatmap = x.sum(dim=1, keepdim=True)
