@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 import torch
 
 from helpers.bench import peak_memory_mb, record, reset_peak_memory, synchronize, write_table

@@ -302,9 +302,7 @@ class VideoWriter:
             self.stream.bit_rate = 8 * self.width * self.height  # ~ generous for MPEG-4 part 2
         self.audio = None
         if audio_from is not None:
-            import av as _av
-
-            with _av.open(str(audio_from)) as probe_src:
+            with av.open(str(audio_from)) as probe_src:
                 has_audio = bool(probe_src.streams.audio)
             if has_audio:
                 self.audio = _AudioCarry(Path(audio_from), self.container)
