@@ -139,12 +139,13 @@ def official_lr(step: int, cfg: UGATITConfig) -> float:
 
     The official loop subtracts lr/(iterations//2) before every step past the
     half-way point; this is the same number computed from the step, so a
-    resumed run cannot drift from it.
+    resumed run cannot drift from it. (With an odd number of iterations the
+    official rate ends one decrement below zero; we stop at zero.)
     """
     half = cfg.iterations // 2
     if not cfg.decay_flag or step <= half or half == 0:
         return cfg.lr
-    return cfg.lr - cfg.lr / half * (step - half)
+    return max(0.0, cfg.lr - cfg.lr / half * (step - half))
 
 
 def pick_amp(cfg: UGATITConfig, device: torch.device) -> torch.dtype | None:
@@ -351,7 +352,7 @@ class Trainer:
             self.nets.to(memory_format=torch.channels_last)
         self.run = {n: self.nets[n] for n in NET_NAMES}
         if cfg.compile and not cfg.reference_mode:
-            self.run = {n: torch.compile(self.nets[n]) for n in NET_NAMES}
+            self.run = {n: torch.compile(self.nets[n], dynamic=False) for n in NET_NAMES}  # two batch sizes: two graphs
         fused = {"fused": True} if self.device.type == "cuda" and not cfg.reference_mode else {}
         gen_params = [p for n in ("genA2B", "genB2A") for p in self.nets[n].parameters()]
         self.dis_params = [p for n in ("disGA", "disGB", "disLA", "disLB") for p in self.nets[n].parameters()]
@@ -674,22 +675,26 @@ class Trainer:
         return {"real": x, "identity": same, "identity_cam": heat_same, "fake": fake, "fake_cam": heat_fake, "cycle": cycle, "cycle_cam": heat_cycle}
 
     def sample(self, n: int = 4) -> Path | None:
-        """Sample grid (rows: input, CAM, identity, CAM, translation, CAM, cycle; A2B left, B2A right) + a timelapse frame."""
+        """Sample grid (rows: input, CAM, identity, CAM, translation, CAM, cycle; A2B left, B2A right, labelled) + a timelapse frame."""
         if not len(self.held_a) or not len(self.held_b):
             return None
         blocks = []
         for direction, held in (("A2B", self.held_a[:n]), ("B2A", self.held_b[:n])):
             out = self.generate(held, direction)
+            src, dst = direction[0], direction[2]
             rows = [to_uint8_images(out["real"])]
             for key in ("identity", "fake", "cycle"):
                 rows.append(cam_overlay(out[key + "_cam"], to_uint8_images(out["real"] if key != "cycle" else out["fake"])))
                 rows.append(to_uint8_images(out[key]))
-            blocks.append(np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0))
+            labels = [src, "CAM", f"{src}2{src}", "CAM", f"{src}2{dst}", "CAM", f"{src}2{dst}2{src}"]
+            strips = [np.concatenate(list(r), axis=1) for r in rows]
+            blocks.append(np.concatenate([_label_strip(label, strip.shape[0]) for label, strip in zip(labels, strips)], axis=0))
+            blocks.append(np.concatenate(strips, axis=0))
             if direction == "A2B":
                 self._timelapse_frame(held, to_uint8_images(out["fake"]))
         gap = np.full((blocks[0].shape[0], 8, 3), 255, np.uint8)
-        blocks[1] = _fit_width(blocks[1], blocks[0].shape[1])
-        grid = np.concatenate([blocks[0], gap, blocks[1]], axis=1)
+        blocks[3] = _fit_width(blocks[3], blocks[1].shape[1])
+        grid = np.concatenate([blocks[0], blocks[1], gap, blocks[2], blocks[3]], axis=1)
         path = self.run_dir / "samples" / f"step_{self.step:09d}.png"
         path.parent.mkdir(exist_ok=True)
         cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
@@ -717,6 +722,13 @@ class Trainer:
         value, std = kernel_inception_distance(self._kid_features, to_tensor(self.held_b, self.device), torch.cat(fakes), subsets=self.cfg.kid_subsets)
         self._append_csv(self.kid_path, {"step": self.step, f"kid_{self.kid_name}": f"{value:.6g}", f"kid_{self.kid_name}_std": f"{std:.6g}", "n_real": len(self.held_b), "n_fake": len(self.held_a)})
         return value
+
+
+def _label_strip(text: str, height: int, width: int = 52) -> np.ndarray:
+    """A white tile with a short row label, for the left edge of a sample grid."""
+    tile = np.full((height, width, 3), 255, np.uint8)
+    cv2.putText(tile, text, (3, height // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.36, (0, 0, 0), 1, cv2.LINE_AA)
+    return tile
 
 
 def _fit_width(img: np.ndarray, width: int) -> np.ndarray:

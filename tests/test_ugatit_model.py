@@ -171,6 +171,24 @@ def test_folded_instance_layer_norm_equals_the_definition():
     torch.testing.assert_close(out.float(), naive_iln(x.bfloat16().float(), rho, gamma, beta), atol=0.1, rtol=0.02)
 
 
+def test_folded_norms_have_the_definitions_gradients():
+    torch.manual_seed(3)
+    x = (torch.randn(2, 8, 6, 6) * 2 + 0.5).requires_grad_()
+    rho, gamma, beta = torch.rand(1, 8, 1, 1, requires_grad=True), torch.randn(2, 8, 1, 1, requires_grad=True), torch.randn(2, 8, 1, 1)
+    weights = torch.randn(2, 8, 6, 6)
+    ours = torch.autograd.grad((instance_layer_norm(x, rho, gamma, beta) * weights).sum(), (x, rho, gamma))
+    ref = torch.autograd.grad((naive_iln(x, rho, gamma, beta) * weights).sum(), (x, rho, gamma))
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_encoder_instance_norm_equals_torchs():
+    from helpers.models.ugatit import InstanceNorm
+
+    x = torch.randn(2, 5, 7, 9) * 3 - 1
+    torch.testing.assert_close(InstanceNorm(5)(x), torch.nn.InstanceNorm2d(5)(x), atol=1e-5, rtol=1e-5)
+
+
 def test_adailn_and_iln_start_where_the_paper_starts():
     ada, iln = AdaILN(8), ILN(8)
     assert torch.all(ada.rho == 0.9) and torch.all(iln.rho == 0) and torch.all(iln.gamma == 1) and torch.all(iln.beta == 0)

@@ -149,6 +149,19 @@ def test_the_learning_rate_follows_the_official_schedule_across_a_resume(straigh
     assert official_lr(cfg.iterations, cfg) == pytest.approx(0, abs=1e-15)
 
 
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_steps_train_and_resume(faces, tmp_path, amp):
+    """The GPU code path (autocast; grad scaler for fp16), exercised on the CPU."""
+    trainer = Trainer(tiny(amp=amp, iterations=2), faces, tmp_path / "run", "cpu", quiet=True)
+    assert trainer.scaler.is_enabled() == (amp == "fp16")
+    trainer.train()
+    rows = read_rows(trainer.log_path)
+    assert all(np.isfinite(float(r[k])) for r in rows for k in LOSS_NAMES)
+    with pytest.warns(UserWarning, match="iterations changed"):
+        resumed = Trainer(tiny(amp=amp, iterations=3), faces, tmp_path / "run", "cpu", quiet=True)
+    assert resumed.step == 2 and resumed.scaler.state_dict() == trainer.scaler.state_dict()
+
+
 def test_the_data_order_is_a_function_of_the_step():
     images = torch.arange(7 * 3 * 10 * 10, dtype=torch.int64).reshape(7, 3, 10, 10).to(torch.uint8)
     a, b = FaceStream(images, 8, 2, seed=3, stream=0), FaceStream(images, 8, 2, seed=3, stream=0)
@@ -171,7 +184,8 @@ def test_reference_mode_computes_the_same_generator_losses(faces, tmp_path):
     assert float(losses[False]["d_loss"]) == pytest.approx(float(losses[True]["d_loss"]), rel=0.05)
 
 
-def test_samples_are_drawn_without_gradients_and_show_cam_heatmaps(faces, tmp_path):
+def test_samples_are_drawn_without_gradients_and_show_cam_heatmaps(faces, tmp_path, monkeypatch):
+    monkeypatch.setenv("POLYJUICE_OFFLINE", "1")
     trainer = Trainer(tiny(iterations=2, sample_every=2, kid_every=2, kid_subsets=5), faces, tmp_path / "run", "cpu", quiet=True)
     grad_modes = []
     hook = trainer.nets["genA2B"].register_forward_hook(lambda m, i, o: grad_modes.append((m.training, torch.is_grad_enabled())))
@@ -242,7 +256,8 @@ def test_a_shared_checkpoint_is_fetched_and_used(faces, tmp_path, http_root):
     (www / "run.pt").write_bytes((tmp_path / "theirs" / "ckpt-000000002.pt").read_bytes())
     got = fetch_shared_checkpoint(f"{base}/run.pt", tmp_path / "mine")
     assert got.name == "ckpt-000000002.pt"
-    assert Trainer(tiny(iterations=4), faces, tmp_path / "mine", "cpu", quiet=True).step == 2
+    with pytest.warns(UserWarning, match="iterations changed"):
+        assert Trainer(tiny(iterations=4), faces, tmp_path / "mine", "cpu", quiet=True).step == 2
     assert fetch_shared_checkpoint(f"{base}/run.pt", tmp_path / "mine") is None  # own checkpoints win
     # an official-layout file: the networks only
     torch.save(official_state(build_networks(64, light=True, ch=8, n_res=2)), www / "x_params_0001000.pt")

@@ -5,12 +5,13 @@ checkpoint saved by it (a dict with `genA2B`, `genB2A`, `disGA`, `disGB`,
 `disLA`, `disLB`) loads here with `strict=True`. The arithmetic is written for
 speed but computes the same functions:
 
-- Instance/layer-norm statistics are always taken in float32, even under bf16
-  or fp16 autocast: a mean and variance over 64x64 values in half precision is
-  where mixed precision usually hurts GANs.
+- Instance/layer-norm statistics are always accumulated in float32, even under
+  bf16 or fp16 autocast (a mean and variance over 64x64 values in half
+  precision is where mixed precision usually hurts GANs), without making a
+  float32 copy of the activations.
 - AdaILN/ILN fold "normalise twice and blend" into one per-channel scale and
   shift, and derive the layer statistics from the instance statistics, so the
-  feature map is read twice instead of six times.
+  feature map is read three times instead of about eight.
 - The CAM step "weight the map by the classifier's weights, concatenate, 1x1
   conv" is one 1x1 conv with the weights folded in (same result, half the work).
 
@@ -35,38 +36,38 @@ NET_NAMES = ("genA2B", "genB2A", "disGA", "disGB", "disLA", "disLB")
 
 # ---------------------------------------------------------------- normalisation
 
-def _instance_stats(x: torch.Tensor):
-    """Per-(sample, channel) mean and unbiased variance in float32, plus the float32 copy of x."""
-    x32 = x.float()
-    var, mean = torch.var_mean(x32, dim=(2, 3), keepdim=True)  # unbiased, like the official code
-    return x32, mean, var
+def _instance_moments(x: torch.Tensor):
+    """Per-(sample, channel) mean and biased variance in float32, reading x in its own dtype.
 
-
-def _layer_stats(mean_in: torch.Tensor, var_in: torch.Tensor, hw: int):
-    """Per-sample mean and unbiased variance over (C, H, W), derived from the per-channel statistics."""
-    c = mean_in.shape[1]
-    n = c * hw
-    mean = mean_in.mean(dim=1, keepdim=True)
-    second_moment = (var_in * ((hw - 1) / hw) + mean_in.square()).mean(dim=1, keepdim=True)
-    var = (second_moment - mean.square()).clamp_min(0) * (n / max(n - 1, 1))
-    return mean, var
+    Under bf16/fp16 autocast the activations stay in half precision (no float32
+    copy is made or kept for backward); only the sums are accumulated and
+    returned in float32.
+    """
+    hw = x.shape[2] * x.shape[3]
+    mean = x.mean(dim=(2, 3), keepdim=True, dtype=torch.float32)
+    power = torch.linalg.vector_norm(x, 2, dim=(2, 3), keepdim=True, dtype=torch.float32).square() / hw
+    return mean, (power - mean.square()).clamp_min(0)
 
 
 def instance_layer_norm(x, rho, gamma, beta, eps: float = EPS):
     """rho * IN(x) + (1 - rho) * LN(x), then * gamma + beta; statistics in float32.
 
-    Folded into x * scale + shift with per-(sample, channel) scale and shift.
+    Both variances are unbiased, as in the official code. The layer statistics
+    are derived from the per-channel ones, and the whole thing is folded into
+    x * scale + shift with per-(sample, channel) scale and shift.
     rho: (1, C, 1, 1); gamma, beta: (N, C, 1, 1) or (1, C, 1, 1).
     """
-    x32, mean_in, var_in = _instance_stats(x)
-    mean_ln, var_ln = _layer_stats(mean_in, var_in, x.shape[2] * x.shape[3])
-    r_in, r_ln = torch.rsqrt(var_in + eps), torch.rsqrt(var_ln + eps)
-    rho = rho.float()
+    c, hw = x.shape[1], x.shape[2] * x.shape[3]
+    n = c * hw
+    mean_in, var_in = _instance_moments(x)  # biased
+    mean_ln = mean_in.mean(dim=1, keepdim=True)
+    var_ln = ((var_in + mean_in.square()).mean(dim=1, keepdim=True) - mean_ln.square()).clamp_min(0)
+    r_in = torch.rsqrt(var_in * (hw / max(hw - 1, 1)) + eps)
+    r_ln = torch.rsqrt(var_ln * (n / max(n - 1, 1)) + eps)
+    rho, gamma, beta = rho.float(), gamma.float(), beta.float()
     mix = rho * r_in + (1 - rho) * r_ln
     offset = rho * mean_in * r_in + (1 - rho) * mean_ln * r_ln
-    scale = gamma.float() * mix
-    shift = beta.float() - gamma.float() * offset
-    return (x32 * scale + shift).to(x.dtype)
+    return x * (gamma * mix).to(x.dtype) + (beta - gamma * offset).to(x.dtype)
 
 
 class InstanceNorm(nn.Module):
@@ -77,9 +78,9 @@ class InstanceNorm(nn.Module):
         self.num_features, self.eps = num_features, eps
 
     def forward(self, x):
-        x32 = x.float()
-        var, mean = torch.var_mean(x32, dim=(2, 3), keepdim=True, correction=0)  # biased, like nn.InstanceNorm2d
-        return ((x32 - mean) * torch.rsqrt(var + self.eps)).to(x.dtype)
+        mean, var = _instance_moments(x)  # biased, like nn.InstanceNorm2d
+        r = torch.rsqrt(var + self.eps)
+        return x * r.to(x.dtype) - (mean * r).to(x.dtype)
 
 
 class AdaILN(nn.Module):
