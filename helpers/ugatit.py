@@ -488,9 +488,9 @@ class Trainer:
             d_a = self._dis_loss_pair(r["disGA"], real_a, fake_b2a.detach()) + self._dis_loss_pair(r["disLA"], real_a, fake_b2a.detach())
             d_b = self._dis_loss_pair(r["disGB"], real_b, fake_a2b.detach()) + self._dis_loss_pair(r["disLB"], real_b, fake_a2b.detach())
             d_loss = cfg.adv_weight * (d_a + d_b)
-        self.opt_d.zero_grad(set_to_none=True)
         self.scaler.scale(d_loss).backward()
         self.scaler.step(self.opt_d)
+        self.opt_d.zero_grad(set_to_none=True)  # free the gradients now, not at the next step (full model: GBs)
 
         for p in self.dis_params:  # the generator step needs gradients through D, not for D's weights
             p.requires_grad_(False)
@@ -503,10 +503,10 @@ class Trainer:
             identity = _l1(fake_a2a, real_a) + _l1(fake_b2b, real_b)
             cam = _bce(cam_ba[:n], 1.0) + _bce(cam_ba[n:], 0.0) + _bce(cam_ab[:n], 1.0) + _bce(cam_ab[n:], 0.0)
             g_loss = cfg.adv_weight * adv + cfg.cycle_weight * cycle + cfg.identity_weight * identity + cfg.cam_weight * cam
-        self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(g_loss).backward()
         self.scaler.step(self.opt_g)
         self.scaler.update()
+        self.opt_g.zero_grad(set_to_none=True)
         for p in self.dis_params:
             p.requires_grad_(True)
         self._clip_rho()
