@@ -75,13 +75,18 @@ class SwapConfig:
     save_minutes: float = 10.0  # and at least this often: a Colab session can end at any moment
     keep_last: int = 3
     milestone_every: int | None = 5000
+    cpu_threads: int | None = None  # torch threads while training on a CPU; None leaves torch's choice
 
     @classmethod
     def quick(cls, **overrides) -> "SwapConfig":
-        """A few dozen steps of a toy-sized model: runs the whole pipeline on a CPU in about a minute.
-        The learning rate is 10x the seed's so that a few dozen steps already show blurry faces."""
+        """A few dozen steps of a toy-sized model: runs the whole pipeline on a CPU in under a minute.
+
+        The learning rate is 10x the seed's so that a few dozen steps already show
+        blurry faces. One thread: a toy model's ops are so small that a second
+        thread mostly waits for the first, and on a busy machine that waiting
+        makes each step several times slower."""
         settings = dict(model="tiny", batch_size=16, steps=60, lr=5e-4, log_every=10, preview_every=15,
-                        eval_faces=64, save_every=30, save_minutes=5.0, milestone_every=None)
+                        eval_faces=64, save_every=30, save_minutes=5.0, milestone_every=None, cpu_threads=1)
         return cls(**{**settings, **overrides})
 
 
@@ -143,6 +148,21 @@ def split_holdout(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, tor
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_out = min(max(1, round(n * fraction)), n - 1) if fraction > 0 else 0
     return order[n_out:].sort().values, order[:n_out].sort().values
+
+
+def _split_seed(cfg: "SwapConfig", identity: str) -> int:
+    return cfg.seed + IDENTITIES.index(identity)
+
+
+def heldout_faces(faces, cfg: "SwapConfig", identity: str = "A", size: int = 256) -> np.ndarray:
+    """The aligned crops of `identity` that training holds out (never trains on), uint8 (N,size,size,3)."""
+    if isinstance(faces, (str, os.PathLike)):
+        from .data import load_faces
+
+        faces = load_faces(faces, size, limit=cfg.max_faces)
+    faces = np.asarray(faces)[: cfg.max_faces]
+    _, held = split_holdout(len(faces), cfg.holdout, _split_seed(cfg, identity))
+    return faces[held.numpy()]
 
 
 class EpochSampler:
@@ -379,7 +399,7 @@ class _Trainer:
                  "B": as_face_tensor(faces_b, cfg.size, device, cfg.max_faces)}
         self.train_faces, self.heldout_faces = {}, {}
         for k, x in faces.items():
-            tr, ho = split_holdout(len(x), cfg.holdout, cfg.seed + (k == "B"))
+            tr, ho = split_holdout(len(x), cfg.holdout, _split_seed(cfg, k))
             self.train_faces[k], self.heldout_faces[k] = x[tr.to(device)], x[ho.to(device)]
         self.preview = {k: self._fixed_faces(k) for k in IDENTITIES}
 
@@ -525,11 +545,20 @@ def train_swap(
     so does `stop_after` steps in this call (a session budget). `show` updates a
     preview and the loss numbers in the notebook while training.
     """
+    device = torch.device(device) if device is not None else _default_device()
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and cfg.cpu_threads:
+        torch.set_num_threads(cfg.cpu_threads)
+    try:
+        return _train(cfg, faces_a, faces_b, Path(folder), device, progress, show, stop_after, callback)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(cfg, faces_a, faces_b, folder: Path, device: torch.device, progress, show, stop_after, callback) -> SwapRun:
     from tqdm.auto import tqdm
 
-    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    device = torch.device(device) if device is not None else _default_device()
     trainer = _Trainer(cfg, faces_a, faces_b, folder, device)
     checkpointer = Checkpointer(folder, cfg.save_every, cfg.save_minutes, cfg.keep_last, cfg.milestone_every)
     latest = checkpointer.latest(map_location="cpu")

@@ -14,16 +14,6 @@ from helpers.swap import SwapConfig, checkpoint_config, fetch_shared_checkpoint,
 from helpers.viz import read_log
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a shared 2-core machine OpenMP threads waiting
-    for each other make every step many times slower: train these smoke runs on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def identities(samples, tmp_path_factory):
     """Aligned faces of the two sample people: A from woman.mp4, B from man.mp4."""
