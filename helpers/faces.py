@@ -33,6 +33,8 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
+from .phash import hamming, phash  # one perceptual hash for the scraper and the cropper
+
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif", ".heic", ".avif")
 INDEX = "faces.csv"
 COLUMNS = ["face", "source", "frame", "time", "index", "detector", "score", "size", "box", "landmarks",
@@ -448,24 +450,6 @@ def blur_score(image: np.ndarray) -> float:
     """Variance of the Laplacian of the grey image: high for sharp edges, low for blur (Pech-Pacheco 2000)."""
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
     return float(cv2.Laplacian(gray, cv2.CV_64F).var())
-
-
-def phash(image: np.ndarray) -> int:
-    """64-bit perceptual hash: signs of the lowest 8x8 DCT frequencies of a 32x32 grey thumbnail vs. their median.
-
-    Near-identical pictures (the next video frame, a re-encoded copy) differ in
-    a few bits; different faces in about half of them.
-    """
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
-    small = cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
-    low = cv2.dct(small)[:8, :8].flatten()
-    bits = low > np.median(low[1:])  # the DC term (overall brightness) would skew the median
-    return int("".join("1" if b else "0" for b in bits), 2)
-
-
-def hamming(a: int, b: int) -> int:
-    """Number of differing bits between two hashes."""
-    return bin(a ^ b).count("1")
 
 
 # ---------------------------------------------------------------------------------------------
