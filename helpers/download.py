@@ -188,3 +188,17 @@ def fetch(
         safe_extract(path, out)
         marker.touch()
     return out
+
+
+def fetch_weight_files(url: str, folder: str | os.PathLike, sha256: str | None = None) -> list[Path]:
+    """Fetch a shared checkpoint (a .pt/.pth file, an archive of them or a Drive folder) into `folder`.
+
+    Returns the candidate weight files; the caller checks which one it can use.
+    A .pt file is a zip too, so only other archives are unpacked.
+    """
+    got = fetch(url, folder, sha256=sha256)
+    if got.is_file() and got.suffix.lower() not in (".pt", ".pth"):
+        unpacked = got.with_name(got.name.split(".")[0] + "-unpacked")
+        safe_extract(got, unpacked)
+        got = unpacked
+    return [got] if got.is_file() else sorted(list(got.rglob("*.pt")) + list(got.rglob("*.pth")))

@@ -751,18 +751,13 @@ def fetch_shared_checkpoint(url: str, folder: str | os.PathLike, sha256: str | N
     The shared file is checked to be a swap checkpoint and copied in as
     ckpt-<step>.pt, so `train_swap` continues from it and `load_swapper` finds it.
     """
-    from .download import fetch, safe_extract
+    from .download import fetch_weight_files
 
     folder = Path(folder)
     if list_checkpoints(folder):
         print(f"{folder} already has checkpoints; not downloading the shared one.")
         return list_checkpoints(folder)[-1][1]
-    got = fetch(url, folder / "shared", sha256=sha256)
-    if got.is_file() and got.suffix.lower() not in (".pt", ".pth"):  # an archive (a .pt is a zip too: not unpacked)
-        unpacked = got.with_name(got.name.split(".")[0] + "-unpacked")
-        safe_extract(got, unpacked)
-        got = unpacked
-    candidates = [got] if got.is_file() else sorted(list(got.rglob("*.pt")) + list(got.rglob("*.pth")))
+    candidates = fetch_weight_files(url, folder / "shared", sha256=sha256)
     for path in candidates:
         try:
             state = load_checkpoint(path, "cpu")

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import math
 import os
 import signal
@@ -908,18 +907,13 @@ def fetch_shared_checkpoint(url: str, run_dir: str | os.PathLike, sha256: str | 
     import shutil
 
     from .checkpoint import checkpoint_path
-    from .download import DownloadError, fetch, safe_extract
+    from .download import DownloadError, fetch_weight_files
 
     run_dir = Path(run_dir)
     if list_checkpoints(run_dir):
         print(f"{run_dir} already has checkpoints; not downloading the shared one.")
         return None
-    got = fetch(url, run_dir / "shared", sha256=sha256)
-    if got.is_file() and got.suffix.lower() not in (".pt", ".pth"):  # an archive (a .pt is a zip too: not unpacked)
-        unpacked = got.with_name(got.name.split(".")[0] + "-unpacked")
-        safe_extract(got, unpacked)
-        got = unpacked
-    candidates = [got] if got.is_file() else sorted(list(got.rglob("*.pt")) + list(got.rglob("*.pth")))
+    candidates = fetch_weight_files(url, run_dir / "shared", sha256=sha256)
     for path in candidates:
         try:
             params = _read_weights(path)
@@ -932,7 +926,7 @@ def fetch_shared_checkpoint(url: str, run_dir: str | os.PathLike, sha256: str | 
             return target
         if isinstance(params, dict) and all(n in params for n in NET_NAMES):
             return path
-    raise DownloadError(f"No U-GAT-IT checkpoint in what {url} gave us ({got}).")
+    raise DownloadError(f"No U-GAT-IT checkpoint in what {url} gave us ({len(candidates)} weight files: {[p.name for p in candidates]}).")
 
 
 def _read_weights(path: Path) -> dict:
