@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -73,3 +74,12 @@ def http_root(tmp_path):
     yield root, f"http://127.0.0.1:{server.server_address[1]}", handler.requests_seen
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread: on 2 shared cores, two OpenMP threads that wait on each other run several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

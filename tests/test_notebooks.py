@@ -4,7 +4,6 @@ The notebooks share one workspace and run in lesson order, as in `make demo`,
 so a later lesson sees what an earlier one wrote (each must also cope alone).
 """
 
-import os
 
 import pytest
 
@@ -42,5 +41,12 @@ def test_notebook_runs_top_to_bottom(path, course_workspace, monkeypatch):
     monkeypatch.setenv("POLYJUICE_DEVICE", "cpu")
     monkeypatch.setenv("POLYJUICE_OFFLINE", "1")  # no web search back ends in tests
     out = run_notebook(path, course_workspace / "executed" / path.name, {"QUICK": True}, course_workspace)
-    assert out.exists()
+    import nbformat
+
+    nb = nbformat.read(str(out), as_version=4)
+    pictures = sum(
+        any(kind in output.get("data", {}) for kind in ("image/png", "image/gif", "image/jpeg"))
+        for cell in nb.cells if cell.cell_type == "code" for output in cell.outputs
+    )
+    assert pictures >= 2, f"{path.name} showed {pictures} pictures: a lesson shows what each step made"
     assert (course_workspace / "checkpoints").is_dir()

@@ -35,13 +35,7 @@ def _square_crops(video, folder, every, limit, size=80):
         cv2.imwrite(str(folder / f"{frame.index:05d}.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on 2 shared cores, two OpenMP threads that wait on each other run several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
