@@ -38,7 +38,7 @@ from .phash import hamming, phash  # one perceptual hash for the scraper and the
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif", ".heic", ".avif")
 INDEX = "faces.csv"
 COLUMNS = ["face", "source", "frame", "time", "index", "detector", "score", "size", "box", "landmarks",
-           "matrix", "blur", "phash", "status"]
+           "matrix", "blur", "outside", "phash", "status"]
 MULTI_POLICIES = ("largest", "all", "reject")
 
 
@@ -383,7 +383,18 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
         a = matrix[:, :2] / [fx, fy]
         t = matrix[:, 2] + matrix[:, :2] @ [0.5 / fx - 0.5, 0.5 / fy - 0.5]
         image, matrix = small, np.hstack([a, t[:, None]])
-    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+    # where the crop reaches past the picture, repeat the edge pixels: a mirrored border would add a second chin
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def outside_fraction(matrix: np.ndarray, size: int, image_shape: tuple[int, ...], samples: int = 16) -> float:
+    """Share of the crop that lies outside the picture (a face cut by the frame's edge), from a grid of points."""
+    steps = (np.arange(samples) + 0.5) * size / samples
+    grid = np.stack(np.meshgrid(steps, steps), -1).reshape(-1, 2)
+    points = transform_points(cv2.invertAffineTransform(np.asarray(matrix, np.float64)), grid)
+    h, w = image_shape[:2]
+    inside = (points[:, 0] >= 0) & (points[:, 0] <= w - 1) & (points[:, 1] >= 0) & (points[:, 1] <= h - 1)
+    return float(1 - inside.mean())
 
 
 def compose(second: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -651,8 +662,10 @@ class _Cropper:
         self.min_face, self.blur, self.multi, self.dedupe = min_face, blur, multi, dedupe
         if isinstance(detector, Detector):
             self.detector = detector
-        else:  # look for faces a bit smaller than the filter keeps, so small ones are seen and counted
-            self.detector = make_detector(detector, device=device, min_size=max(20, int(min_face * 0.6)))
+        else:  # MTCNN looks for faces a bit smaller than the filter keeps, so small ones are seen and counted;
+            # Haar's small windows are its main cost, so it only looks for faces we would keep
+            smallest = min_face if detector == "haar" else max(20, int(min_face * 0.6))
+            self.detector = make_detector(detector, device=device, min_size=smallest)
         self.min_score = self.detector.min_score if min_score is None else float(min_score)
         self.refine = self.detector if refine else None
         self.report = report
@@ -675,6 +688,7 @@ class _Cropper:
             refine = self.refine if verdict == "kept" else None  # a second look only for faces we may keep
             aligned = align_face(image, face, self.size, self.margin, self.detector.box_geometry, refine)
             sharpness = blur_score(aligned.image)
+            cut = outside_fraction(aligned.matrix, self.size, image.shape)
             digest = phash(aligned.image)
             if verdict == "kept" and self.blur and sharpness < self.blur:
                 verdict = "rejected:blurry"
@@ -689,7 +703,7 @@ class _Cropper:
                 self.hashes.append((digest, name))
             rows.append(self._count(dict(
                 base, face=name, index=i, score=f"{face.score:.4f}", size=f"{face.size:.1f}", box=_fmt(face.box, 1),
-                landmarks=_fmt(face.landmarks, 1), matrix=_fmt(aligned.matrix, 6), blur=f"{sharpness:.1f}",
+                landmarks=_fmt(face.landmarks, 1), matrix=_fmt(aligned.matrix, 6), blur=f"{sharpness:.1f}", outside=f"{cut:.2f}",
                 phash=f"{digest:016x}", status=verdict)))
         return rows
 

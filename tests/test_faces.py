@@ -145,7 +145,7 @@ def test_matrix_round_trip(mtcnn, woman_frames):
     image = woman_frames[20]
     face = mtcnn.detect(image)[0]
     crop = align_face(image, face, size=256, refine=mtcnn)
-    again = cv2.warpAffine(image, crop.matrix, (256, 256), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+    again = cv2.warpAffine(image, crop.matrix, (256, 256), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     assert np.abs(again.astype(int) - crop.image).max() <= 1  # the matrix alone reproduces the crop
     small = warp(image, crop.matrix * (128 / 256), 128)  # scaling the matrix gives a smaller crop ...
     resized = cv2.resize(crop.image, (128, 128), interpolation=cv2.INTER_AREA)
@@ -319,5 +319,5 @@ def test_crop_video_writes_faces_csv_and_a_rerun_skips_what_is_done(mtcnn, sampl
         image = cv2.imread(str(out / r["face"]))
         assert image.shape == (256, 256, 3)
         assert len(json.loads(r["matrix"])) == 6 and len(json.loads(r["landmarks"])) == 10
-        assert float(r["blur"]) > 0 and len(r["phash"]) == 16
+        assert float(r["blur"]) > 0 and len(r["phash"]) == 16 and 0 <= float(r["outside"]) < 0.5
     assert len(list_faces(out)) == 9  # helpers.data reads the same file
