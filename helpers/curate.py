@@ -136,6 +136,15 @@ class CurationGrid:
         self._count()
 
     def _ipython_display_(self):
+        import sys
+
         from IPython.display import display
 
+        if "google.colab" in sys.modules:  # Colab draws ipywidgets 8 through its custom widget manager
+            try:
+                from google.colab import output
+
+                output.enable_custom_widget_manager()
+            except (ImportError, AttributeError):
+                pass
         display(self.widget)

@@ -294,27 +294,6 @@ def template(size: int = 256, margin: float = DEFAULT_MARGIN) -> np.ndarray:
     return (MEAN_FACE - [0.0, FACE_CENTRE]) * pixels_per_eye_distance + size / 2
 
 
-def similarity(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Least-squares rotation + uniform scale + shift taking points src to dst (Umeyama 1991), as 2x3.
-
-    Unlike a full affine transform it cannot shear or squash a face, so faces
-    keep their proportions.
-    """
-    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    w = np.ones(len(src)) if weights is None else np.asarray(weights, np.float64)
-    w = w / w.sum()
-    mu_s, mu_d = w @ src, w @ dst
-    s0, d0 = src - mu_s, dst - mu_d
-    cov = (d0 * w[:, None]).T @ s0
-    u, sv, vt = np.linalg.svd(cov)
-    d = np.diag([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt)) or 1.0])
-    rot = u @ d @ vt
-    var_s = float(w @ (s0**2).sum(1))
-    scale = float(np.trace(np.diag(sv) @ d)) / max(var_s, 1e-12)
-    shift = mu_d - scale * rot @ mu_s
-    return np.hstack([scale * rot, shift[:, None]])
-
-
 def box_matrix(box: np.ndarray, size: int = 256, margin: float = DEFAULT_MARGIN,
                geometry: tuple[float, float] = Detector.box_geometry) -> np.ndarray:
     """Matrix of a centred square crop of a box (no landmarks), framed like an aligned face."""
