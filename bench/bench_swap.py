@@ -115,10 +115,14 @@ def ours_step_fn(args, device: torch.device):
 
 def run_variant(args) -> None:
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     step = baseline_step_fn(args, device) if args.variant == "baseline" else ours_step_fn(args, device)
     reset_peak_memory(device)
     seconds = time_runs(step, repeat=args.steps, warmup=args.warmup, device=device)
     settings = {"model": args.model, "size": args.size, "batch": f"{args.batch}+{args.batch}", "steps": args.steps}
+    if args.threads:
+        settings["threads"] = args.threads
     if args.variant == "baseline":
         what = "swap train step (a) baseline: per-image OpenCV warp in DataLoader, fp32 eager"
         settings["workers"] = args.workers
@@ -140,6 +144,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the baseline")
     parser.add_argument("--amp", default="auto", help="ours: auto | bf16 | fp16 | off")
     parser.add_argument("--channels-last", default="auto", help="ours: auto | on | off")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--variant", choices=VARIANTS, help="run one variant in this process (used internally)")
     args = parser.parse_args()
     if args.variant:
