@@ -21,13 +21,9 @@ loss.png, previews/step-*.png (A, A->A, A->B, B, B->B, B->A) and timelapse.gif.
 
 from __future__ import annotations
 
-import csv
 import os
-import signal
-import threading
-import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -35,8 +31,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import Checkpointer, list_checkpoints, load_checkpoint, load_latest, save_checkpoint
+from .checkpoint import list_checkpoints, load_checkpoint, load_latest, save_checkpoint
 from .models.autoencoder import FaceSwapAutoencoder, IDENTITIES, spec_for
+from .train import RunResult, autocast, autocast_dtype, enable_tf32, fit, init_distributed, make_adam, make_scaler, make_timelapse, pick_device, rank_slice, use_channels_last, world_size
 from .warp import augment, colour_shift
 
 LOG_COLUMNS = ["step", "train_A", "train_B", "heldout_A", "heldout_B", "images_per_s", "minutes"]
@@ -90,37 +87,10 @@ class SwapConfig:
         return cls(**{**settings, **overrides})
 
 
-# ---------------------------------------------------------------- devices and precision
-
-def autocast_dtype(device: torch.device, amp: str = "auto") -> torch.dtype | None:
-    """bf16 where the hardware has it (Ampere+ GPUs), fp16 on older GPUs (T4), none on CPU unless asked."""
-    if amp == "off":
-        return None
-    if amp == "bf16":
-        return torch.bfloat16
-    if amp == "fp16":
-        return torch.float16
-    if amp != "auto":
-        raise ValueError(f"amp must be auto, bf16, fp16 or off, not {amp!r}")
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
-
-
-def use_channels_last(device: torch.device, setting: str = "auto") -> bool:
-    if setting not in ("auto", "on", "off"):
-        raise ValueError(f"channels_last must be auto, on or off, not {setting!r}")
-    return setting == "on" or (setting == "auto" and device.type == "cuda")
-
-
-def make_optimizer(model: torch.nn.Module, cfg: "SwapConfig", device: torch.device) -> torch.optim.Adam:
-    """The seed's Adam; the fused kernel (one pass over all weights) where torch has one, 3-20x faster updates."""
-    fused = device.type in ("cuda", "cpu")
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)
-
+# ---------------------------------------------------------------- devices and precision: helpers.train's policy
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+    return autocast(device, dtype)
 
 
 # ---------------------------------------------------------------- data
@@ -266,27 +236,6 @@ def preview_grid(model: FaceSwapAutoencoder, faces_a: torch.Tensor, faces_b: tor
     return np.concatenate(parts)
 
 
-def make_timelapse(folder: str | os.PathLike, out: str | os.PathLike | None = None, max_frames: int = 120, seconds_per_frame: float = 0.25) -> Path | None:
-    """A GIF of the previews saved so far (evenly thinned to `max_frames`), the last frame held longer."""
-    from PIL import Image
-
-    folder = Path(folder)
-    frames = sorted((folder / "previews").glob("step-*.png"))
-    if not frames:
-        return None
-    if len(frames) > max_frames:
-        keep = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
-        frames = [frames[i] for i in sorted(set(keep))]
-    images = [Image.open(p).convert("RGB") for p in frames]
-    images = [im.quantize(colors=255, method=Image.Quantize.MEDIANCUT) for im in images]
-    durations = [int(seconds_per_frame * 1000)] * (len(images) - 1) + [2000]
-    out = Path(out) if out else folder / "timelapse.gif"
-    tmp = out.with_name(out.name + ".tmp")
-    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
-    os.replace(tmp, out)
-    return out
-
-
 def plot_log(folder: str | os.PathLike, save: bool = True):
     """Train and held-out L1 per identity, log scale, like the seed's loss plots."""
     from .viz import plot_curves
@@ -296,82 +245,7 @@ def plot_log(folder: str | os.PathLike, save: bool = True):
                        save=folder / "loss.png" if save else None, title="L1 per identity (train: warped input)")
 
 
-# ---------------------------------------------------------------- log file
-
-def _trim_log(path: Path, step: int) -> None:
-    """Drop rows written after the checkpoint we resume from: they will be written again."""
-    if not path.exists():
-        return
-    with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if int(float(r["step"])) <= step]
-    _write_rows(path, rows, mode="w")
-
-
-def _write_rows(path: Path, rows: list[dict], mode: str = "a") -> None:
-    new = mode == "w" or not path.exists()
-    with open(path, mode if not new else "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
-
-
-def _trim_previews(folder: Path, step: int) -> None:
-    for p in (folder / "previews").glob("step-*.png"):
-        if int(p.stem.split("-")[1]) > step:
-            p.unlink()
-
-
-# ---------------------------------------------------------------- interrupting
-
-class GracefulInterrupt:
-    """Turn Ctrl-C / Jupyter's stop button into a flag the loop checks between steps.
-
-    A KeyboardInterrupt in the middle of an optimizer update would leave a
-    half-updated model; with the flag the step finishes, a checkpoint is saved
-    and the call returns. A second Ctrl-C interrupts at once.
-    """
-
-    def __init__(self):
-        self.requested = False
-        self._previous = None
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nInterrupted: finishing this step and saving a checkpoint (press again to stop at once).", flush=True)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        return False
-
-
 # ---------------------------------------------------------------- training
-
-@dataclass
-class SwapRun:
-    """What a training call did and where its files are."""
-
-    folder: Path
-    step: int
-    start_step: int
-    interrupted: bool
-    log: Path
-    timelapse: Path | None
-    previews: list[Path] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def latest_preview(self) -> Path | None:
-        return self.previews[-1] if self.previews else None
-
 
 def _check_same_architecture(saved: dict, cfg: SwapConfig, folder: Path) -> None:
     for key in ARCHITECTURE:
@@ -388,13 +262,31 @@ def _config_from_dict(saved: dict) -> SwapConfig:
     return SwapConfig(**{k: v for k, v in saved.items() if k in known})
 
 
-class _Trainer:
-    """The state of one training run; `train_swap` is the public face of it."""
+class _BothDecoders(torch.nn.Module):
+    """One forward for a step (shared encoder, then each half to its decoder), so DistributedDataParallel can wrap it."""
 
-    def __init__(self, cfg: SwapConfig, faces_a, faces_b, folder: Path, device: torch.device):
-        self.cfg, self.folder, self.device = cfg, folder, device
+    def __init__(self, model: FaceSwapAutoencoder):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: torch.Tensor, n_a: int):
+        code = self.model.encoder(inputs)  # A and B share the encoder: one pass for both halves
+        return self.model.decoders["A"](code[:n_a]), self.model.decoders["B"](code[n_a:])
+
+
+class SwapTrainer:
+    """What is the swap's own: its data, its step, its state and its pictures. `helpers.train.fit` runs the loop."""
+
+    picture_dirs = ("previews",)
+    timelapse_dir = "previews"
+    hooks = ()
+
+    def __init__(self, cfg: SwapConfig, faces_a, faces_b, folder: str | os.PathLike, device: torch.device | str | None = None):
+        self.cfg, self.folder, self.device = cfg, Path(folder), pick_device(device)
+        device = self.device
         self.dtype = autocast_dtype(device, cfg.amp)
         self.channels_last = use_channels_last(device, cfg.channels_last)
+        enable_tf32(device)
         faces = {"A": as_face_tensor(faces_a, cfg.size, device, cfg.max_faces),
                  "B": as_face_tensor(faces_b, cfg.size, device, cfg.max_faces)}
         self.train_faces, self.heldout_faces = {}, {}
@@ -403,18 +295,26 @@ class _Trainer:
             self.train_faces[k], self.heldout_faces[k] = x[tr.to(device)], x[ho.to(device)]
         self.preview = {k: self._fixed_faces(k) for k in IDENTITIES}
 
-        torch.manual_seed(cfg.seed)  # the initial weights
+        torch.manual_seed(cfg.seed)  # the initial weights, the same on every rank
         self.model = FaceSwapAutoencoder(spec_for(cfg.model, cfg.size)).to(device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.optimizer = make_optimizer(self.model, cfg, device)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+        self.forward = _BothDecoders(self.model)
+        if world_size() > 1:
+            self.forward = torch.nn.parallel.DistributedDataParallel(self.forward, device_ids=[device.index] if device.type == "cuda" else None)
+        self.optimizer = make_adam(self.model.parameters(), device, cfg.lr, (cfg.beta1, cfg.beta2))
+        self.scaler = make_scaler(device, self.dtype)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # data order and augmentation, on the CPU
         self.samplers = {k: EpochSampler(len(self.train_faces[k]), cfg.batch_size, self.generator) for k in IDENTITIES}
         self.step = 0
         self.loss_sum = torch.zeros(2, device=device)  # train L1 of A and B since the last log line
         self.loss_count = 0
+        self.images_since = 0
         self.elapsed = 0.0
+
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.steps
 
     def _fixed_faces(self, k: str) -> torch.Tensor:
         """Held-out faces when there are enough (shows generalisation), else training faces."""
@@ -431,11 +331,12 @@ class _Trainer:
             "scaler": self.scaler.state_dict(),
             "config": asdict(self.cfg),
             "data": {"generator": self.generator.get_state(),
-                     "samplers": {k: s.state_dict() for k, s in self.samplers.items()}},
+                     "samplers": {k: s.state_dict() for k, s in self.samplers.items()},
+                     "world_size": world_size()},
             "log": {"loss_sum": self.loss_sum.detach().cpu(), "loss_count": self.loss_count, "elapsed": self.elapsed},
         }
 
-    def resume(self, state: dict) -> None:
+    def load_state(self, state: dict) -> None:
         _check_same_architecture(state["config"], self.cfg, self.folder)
         self.model.load_state_dict(state["model"])
         self.step = int(state["step"])
@@ -455,6 +356,8 @@ class _Trainer:
             warnings.warn("The face folders changed since the checkpoint: training continues with a new data order.", stacklevel=3)
         if state["config"].get("batch_size") != self.cfg.batch_size:
             warnings.warn("batch_size differs from the checkpoint's: training continues, but not batch for batch.", stacklevel=3)
+        # Every rank draws the whole batch from the same generator and takes its slice, so another
+        # world size continues the same data order; only the order of floating-point sums differs.
         log = state.get("log", {})
         self.loss_sum = log.get("loss_sum", torch.zeros(2)).to(self.device)
         self.loss_count, self.elapsed = int(log.get("loss_count", 0)), float(log.get("elapsed", 0.0))
@@ -470,22 +373,30 @@ class _Trainer:
             shift = colour_shift(targets[:b], targets[b:])
             inputs = torch.cat([(inputs[:b] + shift).clamp(0, 1), inputs[b:]])
             targets = torch.cat([(targets[:b] + shift).clamp(0, 1), targets[b:]])
+        if world_size() > 1:  # this rank's share of each identity's half
+            part = rank_slice(b)
+            inputs = torch.cat([inputs[:b][part], inputs[b:][part]])
+            targets = torch.cat([targets[:b][part], targets[b:][part]])
+        n_a = len(inputs) // 2
         if self.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        with _autocast(self.device, self.dtype):
-            code = self.model.encoder(inputs)  # A and B share the encoder: one pass for both halves
-            out_a, out_b = self.model.decoders["A"](code[:b]), self.model.decoders["B"](code[b:])
-        loss_a, l1_a = reconstruction_loss(out_a, targets[:b], cfg.ssim_weight)
-        loss_b, l1_b = reconstruction_loss(out_b, targets[b:], cfg.ssim_weight)
+        with autocast(self.device, self.dtype):
+            out_a, out_b = self.forward(inputs, n_a)
+        loss_a, l1_a = reconstruction_loss(out_a, targets[:n_a], cfg.ssim_weight)
+        loss_b, l1_b = reconstruction_loss(out_b, targets[n_a:], cfg.ssim_weight)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss_a + loss_b).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.loss_sum += torch.stack([l1_a, l1_b]).detach()  # no .item(): the GPU keeps running ahead
         self.loss_count += 1
+        self.images_since += 2 * b
         self.step += 1
 
     # -- watching
+
+    def pending_losses(self) -> torch.Tensor:
+        return self.loss_sum
 
     @torch.no_grad()
     def heldout_l1(self) -> dict[str, float]:
@@ -500,30 +411,29 @@ class _Trainer:
             total = 0.0
             for chunk in faces.split(64):
                 x = chunk.float() / 255
-                with _autocast(self.device, self.dtype):
+                with autocast(self.device, self.dtype):
                     y = self.model(x.contiguous(memory_format=torch.channels_last) if self.channels_last else x, k)
                 total += (y.float() - x).abs().mean(dim=(1, 2, 3)).sum().item()
             out[k] = total / len(faces)
         self.model.train()
         return out
 
-    def log_row(self, images_per_s: float) -> dict:
+    def log_row(self, seconds: float) -> dict:
+        """Mean train L1 since the last row, held-out L1 now, speed and training minutes so far."""
         train = (self.loss_sum / max(self.loss_count, 1)).tolist() if self.loss_count else [float("nan")] * 2
         held = self.heldout_l1()
+        images_per_s = self.images_since / seconds if self.images_since and seconds > 0 else 0.0
+        self.elapsed += seconds if self.step else 0.0
         self.loss_sum.zero_()
-        self.loss_count = 0
+        self.loss_count = self.images_since = 0
         return {"step": self.step, "train_A": f"{train[0]:.6f}", "train_B": f"{train[1]:.6f}",
                 "heldout_A": f"{held['A']:.6f}", "heldout_B": f"{held['B']:.6f}",
                 "images_per_s": f"{images_per_s:.1f}", "minutes": f"{self.elapsed / 60:.2f}"}
 
-    def save_preview(self) -> Path:
-        import cv2
-
+    def pictures(self) -> dict:
+        """The preview grid of this step (also the timelapse's frame)."""
         grid = preview_grid(self.model, self.preview["A"], self.preview["B"], self.dtype, self.step)
-        path = self.folder / "previews" / f"step-{self.step:09d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-        return path
+        return {f"previews/step-{self.step:09d}.png": grid}
 
 
 def train_swap(
@@ -535,133 +445,37 @@ def train_swap(
     progress: bool = True,
     show: bool = False,
     stop_after: int | None = None,
-    callback: Callable[[int, "_Trainer"], None] | None = None,
-) -> SwapRun:
+    callback: Callable[[int, SwapTrainer], None] | None = None,
+) -> RunResult:
     """Train (or continue training) the swap model on faces of A and B until `cfg.steps`.
 
     `faces_a`/`faces_b` are face folders (aligned crops from notebook 02) or uint8
     (N,H,W,3) arrays. Run it again with the same folder and it resumes from the
     newest checkpoint. Ctrl-C (or the notebook's stop button) saves and returns;
     so does `stop_after` steps in this call (a session budget). `show` updates a
-    preview and the loss numbers in the notebook while training.
+    preview and the loss numbers in the notebook while training. Under torchrun
+    each process trains on its share of every batch (see `python -m helpers.swap --help`).
     """
-    device = torch.device(device) if device is not None else _default_device()
+    device = init_distributed(device)
     threads = torch.get_num_threads()
     if device.type == "cpu" and cfg.cpu_threads:
         torch.set_num_threads(cfg.cpu_threads)
     try:
-        return _train(cfg, faces_a, faces_b, Path(folder), device, progress, show, stop_after, callback)
+        trainer = SwapTrainer(cfg, faces_a, faces_b, folder, device)
+        run = fit(trainer, steps=stop_after, progress=progress, show=show, callback=callback, name="swap")
     finally:
         torch.set_num_threads(threads)
-
-
-def _train(cfg, faces_a, faces_b, folder: Path, device: torch.device, progress, show, stop_after, callback) -> SwapRun:
-    from tqdm.auto import tqdm
-
-    folder.mkdir(parents=True, exist_ok=True)
-    trainer = _Trainer(cfg, faces_a, faces_b, folder, device)
-    checkpointer = Checkpointer(folder, cfg.save_every, cfg.save_minutes, cfg.keep_last, cfg.milestone_every)
-    latest = checkpointer.latest(map_location="cpu")
-    log_path = folder / "log.csv"
-    if latest is not None:
-        trainer.resume(latest)
-        _trim_log(log_path, trainer.step)
-        _trim_previews(folder, trainer.step)
-        print(f"Resuming from step {trainer.step} in {folder}.")
-    else:
-        if log_path.exists():
-            log_path.unlink()
-        _trim_previews(folder, -1)
-    start = trainer.step
-    previews = sorted((folder / "previews").glob("step-*.png"))
-    if start == 0:  # the untrained model: the first point of the curves and the first timelapse frame
-        _write_rows(log_path, [trainer.log_row(0.0)])
-        previews.append(trainer.save_preview())
-    view = _LiveView(show)
-    view.update(previews[-1] if previews else None, None)
-
-    interrupted = False
-    t_call = time.perf_counter()
-    t_log = t_prev = time.perf_counter()
-    images_since = 0
-    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="swap", unit="step")
-    with GracefulInterrupt() as stop:
-        try:
-            while trainer.step < cfg.steps:
-                trainer.train_step()
-                images_since += 2 * cfg.batch_size
-                bar.update(1)
-                step, last = trainer.step, trainer.step == cfg.steps
-                now = time.perf_counter()
-                trainer.elapsed, t_prev = trainer.elapsed + now - t_prev, now
-                if step % cfg.log_every == 0 or last:
-                    rate = images_since / max(now - t_log, 1e-9)
-                    row = trainer.log_row(rate)
-                    _write_rows(log_path, [row])
-                    bar.set_postfix(A=row["heldout_A"], B=row["heldout_B"])
-                    view.update(None, row)
-                    t_log, images_since = time.perf_counter(), 0
-                if step % cfg.preview_every == 0 or last:
-                    previews.append(trainer.save_preview())
-                    view.update(previews[-1], None)
-                if checkpointer.due(step) or last:
-                    checkpointer.save(step, trainer.state())
-                if callback is not None:
-                    callback(step, trainer)
-                if stop.requested or (stop_after is not None and step - start >= stop_after):
-                    interrupted = stop.requested
-                    if not last:
-                        checkpointer.save(step, trainer.state())
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-            if trainer.step > start:
-                checkpointer.save(trainer.step, trainer.state())
-            print(f"Stopped at step {trainer.step}; the checkpoint is saved. Run the cell again to continue.")
-        finally:
-            bar.close()
-    timelapse = make_timelapse(folder)
-    if log_path.exists():
+    if run.log.exists() and run.folder.exists():
         import matplotlib.pyplot as plt
 
-        plt.close(plot_log(folder))
-    return SwapRun(folder, trainer.step, start, interrupted, log_path, timelapse, previews, time.perf_counter() - t_call)
+        from .train import is_main
+
+        if is_main():
+            plt.close(plot_log(run.folder))
+    return run
 
 
-def _default_device() -> torch.device:
-    from .env import pick_device
-
-    return pick_device()
-
-
-class _LiveView:
-    """Notebook display that is updated in place while training (no-op outside Jupyter)."""
-
-    def __init__(self, enabled: bool):
-        self.handles = None
-        if not enabled:
-            return
-        try:
-            from IPython import get_ipython
-            from IPython.display import display
-
-            if get_ipython() is None:
-                return
-            self.handles = (display(display_id=True), display(display_id=True))
-        except ImportError:
-            pass
-
-    def update(self, image: Path | None, row: dict | None) -> None:
-        if self.handles is None:
-            return
-        from IPython.display import Image, Markdown
-
-        if image is not None:
-            self.handles[0].update(Image(filename=str(image)))
-        if row is not None:
-            self.handles[1].update(Markdown(
-                f"step {row['step']}: train L1 A {row['train_A']}, B {row['train_B']} | "
-                f"held-out A {row['heldout_A']}, B {row['heldout_B']} | {row['images_per_s']} images/s"))
+SwapRun = RunResult  # the name train_swap's result had before helpers.train
 
 
 # ---------------------------------------------------------------- swapping

@@ -1,0 +1,176 @@
+"""Both trained models keep one face contract, and loading says what is wrong instead of a KeyError.
+
+Every checkpoint here is made by the test: a tiny swap autoencoder and a tiny
+U-GAT-IT, in our run-folder format, in the official layout, and in PyTorch's
+pre-1.6 (legacy, non-zip) format that the official 2019 code wrote.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from helpers.checkpoint import list_checkpoints, save_checkpoint
+from helpers.facemodel import (
+    FaceModel,
+    Swapper,
+    Translator,
+    WrongCheckpointKind,
+    fetch_checkpoint,
+    load_face_model,
+    load_swapper,
+    load_translator,
+    read_weights,
+)
+from helpers.models.autoencoder import FaceSwapAutoencoder, spec_for
+from helpers.models.ugatit import build_networks, official_state
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+UGATIT_ARCH = dict(img_size=32, light=True, ch=4, n_res=1)
+
+
+def make_swap_run(folder, step=5):
+    torch.manual_seed(0)
+    model = FaceSwapAutoencoder(spec_for("tiny", 32))
+    return save_checkpoint(folder, step, {"model": model.state_dict(), "config": {"model": "tiny", "size": 32}})
+
+
+def ugatit_networks(**arch):
+    torch.manual_seed(0)
+    a = {**UGATIT_ARCH, **arch}
+    return build_networks(a["img_size"], a["light"], a["ch"], a["n_res"])
+
+
+def make_ugatit_run(folder, step=3, **arch):
+    nets = ugatit_networks(**arch)
+    return save_checkpoint(folder, step, {"nets": official_state(nets), "config": {**UGATIT_ARCH, **arch, "iterations": 10}})
+
+
+def crops(n=3, size=40, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+# ---------------------------------------------------------------- one contract
+
+@pytest.fixture
+def both_models(tmp_path):
+    make_swap_run(tmp_path / "swap")
+    make_ugatit_run(tmp_path / "ugatit")
+    return [load_face_model(tmp_path / "swap", "cpu", to="A"), load_face_model(tmp_path / "ugatit", "cpu", direction="B2A")]
+
+
+def test_either_model_takes_uint8_crops_and_gives_back_the_same_shape(both_models):
+    swapper, translator = both_models
+    assert isinstance(swapper, Swapper) and isinstance(translator, Translator)
+    assert (swapper.kind, swapper.size, swapper.name) == ("swap", 32, "swap to A (step 5)")
+    assert (translator.kind, translator.size, translator.name) == ("ugatit", 32, "U-GAT-IT B2A (step 3)")
+    faces = crops()
+    for model in both_models:
+        assert isinstance(model, FaceModel)
+        out = model(faces)
+        assert isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.shape == faces.shape
+        assert not np.array_equal(out, faces)
+        tensor_out = model(torch.from_numpy(faces))
+        assert tensor_out.dtype == torch.uint8 and np.abs(tensor_out.numpy().astype(int) - out).max() <= 1
+        x = torch.from_numpy(faces).permute(0, 3, 1, 2).float() / 127.5 - 1
+        y = model(x)
+        assert y.shape == x.shape and y.dtype == x.dtype and y.abs().max() <= 1
+        assert model(faces[:0]).shape == (0, 40, 40, 3)
+        with pytest.raises(ValueError, match=r"uint8 \(N, H, W, 3\)"):
+            model(faces.astype(np.float32))
+    # the swap's own call keeps its identity choice; the translator keeps its heatmaps
+    assert np.array_equal(swapper(faces), swapper.swap(faces, to="A"))
+    out, heat = translator.translate(faces, return_cam=True)
+    assert heat.shape == (3, 40, 40)
+
+
+def test_render_takes_either_model_as_its_face_function(both_models):
+    from helpers.render import _run_model
+
+    faces = crops(2, 64)
+    for model in both_models:
+        assert _run_model(model, faces).shape == faces.shape
+
+
+# ---------------------------------------------------------------- the wrong kind of checkpoint
+
+def test_load_translator_on_a_swap_folder_names_what_the_folder_holds(tmp_path):
+    make_swap_run(tmp_path / "swap")
+    with pytest.raises(WrongCheckpointKind, match="face-swap autoencoder checkpoint.*use load_swapper"):
+        load_translator(tmp_path / "swap", "cpu")
+
+
+def test_load_swapper_on_a_ugatit_folder_names_what_the_folder_holds(tmp_path):
+    make_ugatit_run(tmp_path / "ugatit")
+    with pytest.raises(WrongCheckpointKind, match="U-GAT-IT checkpoint.*use load_translator"):
+        load_swapper(tmp_path / "ugatit", "cpu")
+    official = tmp_path / "official" / "selfie2drag_params_0001000.pt"
+    official.parent.mkdir()
+    torch.save(official_state(ugatit_networks()), official)
+    with pytest.raises(WrongCheckpointKind, match="use load_translator"):
+        load_swapper(official, "cpu")
+
+
+def test_a_shared_file_of_the_other_kind_is_refused_by_name(tmp_path, http_root):
+    www, base, _ = http_root
+    make_swap_run(tmp_path / "theirs")
+    (www / "swap.pt").write_bytes(list_checkpoints(tmp_path / "theirs")[-1][1].read_bytes())
+    with pytest.raises(WrongCheckpointKind, match="face-swap autoencoder.*load_swapper"):
+        fetch_checkpoint(f"{base}/swap.pt", tmp_path / "ugatit", "ugatit")
+    assert not list_checkpoints(tmp_path / "ugatit")
+
+
+# ---------------------------------------------------------------- PyTorch's legacy (pre-1.6) format
+
+def test_a_legacy_format_ugatit_checkpoint_loads_and_fetches(tmp_path, http_root):
+    www, base, _ = http_root
+    nets = ugatit_networks()
+    legacy = www / "selfie2drag_params_0100000.pt"
+    torch.save(official_state(nets), legacy, _use_new_zipfile_serialization=False)
+    assert read_weights(legacy)["genA2B"]["FC.0.weight"].shape == nets["genA2B"].FC[0].weight.shape
+
+    translator = load_translator(legacy, "cpu", img_size=32)
+    expected = nets["genA2B"].eval()(torch.zeros(1, 3, 32, 32))[0]
+    assert torch.allclose(translator(torch.zeros(1, 3, 32, 32)), expected, atol=1e-5)
+
+    got = fetch_checkpoint(f"{base}/{legacy.name}", tmp_path / "run", "ugatit")
+    assert got.name == legacy.name
+    assert load_translator(tmp_path / "run", "cpu", img_size=32).size == 32
+
+
+# ---------------------------------------------------------------- argument checks at the loaders
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:banana", 3])
+def test_a_bad_device_is_refused_before_anything_loads(tmp_path, device):
+    make_ugatit_run(tmp_path / "ugatit")
+    with pytest.raises((ValueError, TypeError), match="device"):
+        load_translator(tmp_path / "ugatit", device)
+    with pytest.raises((ValueError, TypeError), match="device"):
+        load_swapper(tmp_path / "nothing_here", device)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cuda_on_a_cpu_machine_says_switch_the_runtime(tmp_path):
+    make_swap_run(tmp_path / "swap")
+    with pytest.raises(ValueError, match="no GPU"):
+        load_swapper(tmp_path / "swap", "cuda")
+
+
+def test_direction_batch_size_and_img_size_are_checked(tmp_path):
+    make_ugatit_run(tmp_path / "ugatit")
+    make_swap_run(tmp_path / "swap")
+    with pytest.raises(ValueError, match="'A2B' or 'B2A'"):
+        load_translator(tmp_path / "ugatit", "cpu", direction="a2b")
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="batch_size"):
+            load_translator(tmp_path / "ugatit", "cpu", batch_size=bad)
+        with pytest.raises(ValueError, match="batch_size"):
+            load_swapper(tmp_path / "swap", "cpu", batch_size=bad)
+    for bad in (0, 30, "256"):
+        with pytest.raises(ValueError, match="img_size"):
+            load_translator(tmp_path / "ugatit", "cpu", img_size=bad)
+    with pytest.raises(ValueError, match='"A" or "B"'):
+        load_swapper(tmp_path / "swap", "cpu", to="C")
+    translator = load_translator(tmp_path / "ugatit", "cpu")
+    with pytest.raises(ValueError, match="batch_size"):
+        translator.translate(crops(), batch_size=0)
