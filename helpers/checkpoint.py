@@ -1,10 +1,44 @@
-"""Checkpoints that survive a Colab session ending at any moment.
+"""Checkpoints that survive a Colab session ending at any moment, and fit on a free Google Drive.
 
 One file per save holds everything a run needs to continue exactly: model and
 optimizer state, grad scaler, step, RNG state and config. Files are written to
-a temp name in the same folder, fsynced and renamed, so a kill mid-save leaves
-the previous checkpoint untouched. Loading uses `weights_only=True`, which is
-why RNG states are stored as tensors.
+a temp name in the same folder, fsynced and renamed (helpers.storage), so a
+kill mid-save leaves the previous checkpoint untouched. Loading uses
+`weights_only=True`, which is why RNG states are stored as tensors.
+
+The API a training loop uses:
+
+    saver = Checkpointer(folder, every_steps=1000, every_minutes=10, keep_last=2, milestone_every=5000)
+    state = saver.latest()                      # newest checkpoint that loads, or None: resume from it
+    if saver.due(step):                         # a modulo and a clock read
+        saver.save(step, full_state, weights=lambda: inference_state)
+
+    save_checkpoint(folder, step, state, keep_last, milestone_every)   # the same without the cadence
+    save_weights(folder, step, inference_state)  # a milestone: inference only, half precision
+    load_latest(folder), load_checkpoint(path), list_checkpoints(folder), list_weights(folder), prune(...)
+
+Files in a run folder:
+
+    ckpt-<step:09d>.pt      full state, for resume. The newest `keep_last` that load are kept.
+    weights-<step:09d>.pt   a milestone: what inference needs (e.g. {"model": ..., "config": ...} or
+                            {"nets": {"genA2B": ...}, "config": ...}), floating tensors in float16, plus
+                            "step" and "precision": "float16". Never pruned. Same keys as the full
+                            state, so `model.load_state_dict(w["model"])` works (it casts back to float32);
+                            `load_latest(folder, weights=True)` finds the newest of both kinds.
+    .<name>.<pid>@<host>.<hex>.tmp   a save in progress; removed by the next save or load once its
+                            writer is gone (see helpers.storage).
+
+When `milestone_every` is set, `save(..., weights=...)` writes a weights file at
+each milestone step and the full-state file of that step is then pruned like
+any other; without `weights` the full-state milestone is kept instead (the old
+behaviour, which costs a full checkpoint per milestone).
+
+Space: before each save the free space is checked against the tensors' size and
+a full disk (or Drive quota) raises `NoSpaceError` with one sentence, leaving
+the older checkpoints intact. A run folder needs room for `keep_last + 1` full
+checkpoints (the new file lands before the oldest is deleted). Every deletion
+goes through `helpers.storage.remove`, which on Google Drive empties the file
+first so Drive's trash does not keep its bytes.
 """
 
 from __future__ import annotations
@@ -12,17 +46,22 @@ from __future__ import annotations
 import os
 import random
 import re
-import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from . import storage
+from .storage import NoSpaceError, human_size  # noqa: F401  (re-exported: callers catch checkpoint.NoSpaceError)
+
 NAME = "ckpt-{step:09d}.pt"
 NAME_RE = re.compile(r"^ckpt-(\d{9})\.pt$")
+WEIGHTS_NAME = "weights-{step:09d}.pt"
+WEIGHTS_RE = re.compile(r"^weights-(\d{9})\.pt$")
+HALF_MAX = float(torch.finfo(torch.float16).max)
 
 
 # ---------------------------------------------------------------- RNG state
@@ -67,66 +106,136 @@ def checkpoint_path(folder: str | os.PathLike, step: int) -> Path:
     return Path(folder) / NAME.format(step=step)
 
 
-def list_checkpoints(folder: str | os.PathLike) -> list[tuple[int, Path]]:
-    """(step, path) of every checkpoint file in `folder`, oldest first."""
+def weights_path(folder: str | os.PathLike, step: int) -> Path:
+    return Path(folder) / WEIGHTS_NAME.format(step=step)
+
+
+def _list(folder: str | os.PathLike, pattern: re.Pattern) -> list[tuple[int, Path]]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = []
-    for p in folder.iterdir():
-        m = NAME_RE.match(p.name)
-        if m:
-            found.append((int(m.group(1)), p))
-    return sorted(found)
+    return sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := pattern.match(p.name)))
 
 
-def _fsync_dir(folder: Path) -> None:
+def list_checkpoints(folder: str | os.PathLike) -> list[tuple[int, Path]]:
+    """(step, path) of every full-state checkpoint file in `folder`, oldest first."""
+    return _list(folder, NAME_RE)
+
+
+def list_weights(folder: str | os.PathLike) -> list[tuple[int, Path]]:
+    """(step, path) of every inference-only milestone (weights-<step>.pt) in `folder`, oldest first."""
+    return _list(folder, WEIGHTS_RE)
+
+
+def _walk_tensors(obj: Any):
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _walk_tensors(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _walk_tensors(v)
+
+
+def estimate_size(obj: Any) -> int:
+    """Bytes a torch.save of `obj` will take: its tensors' storages (shared ones once) plus a little per tensor."""
+    storages, count = {}, 0
+    for t in _walk_tensors(obj):
+        s = t.untyped_storage()
+        storages[(s.device, s.data_ptr())] = s.nbytes()
+        count += 1
+    return sum(storages.values()) + 512 * count + 64 * 1024
+
+
+def atomic_save(obj: Any, path: str | os.PathLike, expected_size: int | None = None) -> Path:
+    """torch.save to a temp file in the same folder, fsync, then os.replace (NoSpaceError on a full disk)."""
+    return storage.atomic_write(path, lambda f: torch.save(obj, f), expected_size or estimate_size(obj),
+                                what=f"{Path(path).name}")
+
+
+def _probe(path: Path, step: int) -> str:
+    """'ok' when the file loads and holds `step`, 'corrupt' when it can never load, 'unknown' on a read error.
+
+    Cheap: mmap maps the tensor data without reading it, so a 7 GiB file costs a
+    read of its zip directory and pickle only.
+    """
     try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some filesystems (Windows, Drive FUSE) refuse: rename is still atomic
-        return
-    try:
-        os.fsync(fd)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap can only be used" not in str(exc):
+                raise
+            state = torch.load(path, map_location="cpu", weights_only=True)  # an old (non-zip) file format
     except OSError:
-        pass
-    finally:
-        os.close(fd)
+        return "unknown"  # e.g. a Drive hiccup: do not delete what may be a good file
+    except Exception:
+        return "corrupt"
+    if not isinstance(state, dict) or state.get("step") != step:
+        return "unknown"  # loads, but not what its name says: not ours to delete, not counted
+    return "ok"
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """torch.save to a temp file in the same folder, fsync, then os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+_probed: dict[Path, tuple[int, int]] = {}  # path -> (size, mtime_ns) of files known to load
+
+
+def _loads(path: Path, step: int) -> str:
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
+        st = path.stat()
+    except FileNotFoundError:
+        return "unknown"
+    key = (st.st_size, st.st_mtime_ns)
+    if _probed.get(path) == key:
+        return "ok"
+    verdict = _probe(path, step)
+    if verdict == "ok":
+        _probed[path] = key
+    return verdict
+
+
+def _remember_loadable(path: Path) -> None:
+    st = path.stat()
+    _probed[path] = (st.st_size, st.st_mtime_ns)
 
 
 def prune(folder: str | os.PathLike, keep_last: int, milestone_every: int | None) -> list[Path]:
-    """Delete all but the newest `keep_last` checkpoints and every milestone; return what was removed."""
-    ckpts = list_checkpoints(folder)
-    keep = {p for _, p in ckpts[-keep_last:]} if keep_last > 0 else set()
-    if milestone_every:
-        keep |= {p for s, p in ckpts if s > 0 and s % milestone_every == 0}
+    """Keep the newest `keep_last` checkpoints that load, plus milestones; return what was removed.
+
+    A milestone step (a multiple of `milestone_every`) keeps its full-state
+    file unless a weights-<step>.pt milestone stands in for it.
+
+    A checkpoint that can never load (truncated, garbage) is removed and not
+    counted, so unreadable newer files cannot push a good one out. A file that
+    could not be read for another reason (an I/O error, a name that does not
+    match its step) is kept and not counted. Stale temp files of killed saves
+    are removed too. Every deletion goes through `storage.remove`.
+    """
     removed = []
-    for _, p in ckpts:
-        if p not in keep:
-            p.unlink(missing_ok=True)
-            removed.append(p)
-    # temp files left by a killed save are garbage once a newer save succeeded
-    for tmp in Path(folder).glob(".ckpt-*.tmp"):
-        if time.time() - tmp.stat().st_mtime > 60:
-            tmp.unlink(missing_ok=True)
+    kept_good = 0
+    has_weights = {step for step, _ in list_weights(folder)}
+    for step, path in reversed(list_checkpoints(folder)):
+        milestone = bool(milestone_every) and step > 0 and step % milestone_every == 0 and step not in has_weights
+        verdict = _loads(path, step)
+        if verdict == "corrupt":
+            warnings.warn(f"Removing {path.name}: it is not a loadable checkpoint (a save that did not finish).", stacklevel=2)
+        elif verdict == "unknown" or milestone:
+            continue
+        elif kept_good < keep_last:
+            kept_good += 1
+            continue
+        if storage.remove(path):
+            removed.append(path)
+        _probed.pop(path, None)
+    storage.clean_stale_temp_files(folder)
     return removed
+
+
+def size_line(path: Path) -> str:
+    """'Checkpoint size: 0.92 GiB per save; 11.20 GiB free in <folder> (Google Drive).'"""
+    folder = path.parent
+    where = " (Google Drive)" if storage.on_drive(folder) else ""
+    return (f"Checkpoint size: {human_size(path.stat().st_size)} per save; "
+            f"{human_size(storage.free_bytes(folder))} free in {folder}{where}.")
 
 
 def save_checkpoint(
@@ -135,26 +244,82 @@ def save_checkpoint(
     state: dict[str, Any],
     keep_last: int = 3,
     milestone_every: int | None = None,
+    report: bool = False,
 ) -> Path:
     """Write `state` plus step and RNG to `folder/ckpt-<step>.pt` atomically, then prune old files.
 
     `state` holds plain state dicts: {"model": m.state_dict(), "optimizer": ..., "config": asdict(cfg)}.
+    Stale temp files go first, then the free space is checked: NoSpaceError
+    (one sentence, nothing written) when the checkpoint cannot fit. `report`
+    prints the checkpoint's size next to the free space (the first save of a run).
     """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     payload = dict(state)
     payload["step"] = int(step)
     payload.setdefault("rng", capture_rng())
-    path = atomic_save(payload, checkpoint_path(folder, step))
+    storage.clean_stale_temp_files(folder)
+    path = checkpoint_path(folder, step)
+    expected = estimate_size(payload)
+    storage.check_free_space(folder, expected, f"the checkpoint of step {step} ({path.name})")
+    atomic_save(payload, path, expected)
+    _remember_loadable(path)
+    if report:
+        print(size_line(path), flush=True)
     prune(folder, keep_last, milestone_every)
     return path
+
+
+def _half(obj: Any) -> Any:
+    """Floating tensors to float16 (those beyond its range stay float32); everything else unchanged."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().to("cpu")
+        if t.is_floating_point() and t.dtype != torch.float16:
+            if t.numel() == 0 or bool(t.abs().max() <= HALF_MAX) or not bool(torch.isfinite(t).all()):
+                return t.to(torch.float16)
+        return t
+    if isinstance(obj, dict):
+        return {k: _half(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_half(v) for v in obj)
+    return obj
+
+
+def save_weights(folder: str | os.PathLike, step: int, state: dict[str, Any], half: bool = True) -> Path:
+    """Write a milestone that holds only what inference needs: `folder/weights-<step>.pt`, never pruned.
+
+    `state` uses the keys of the full checkpoint that the loader reads (e.g.
+    {"model": sd, "config": cfg} or {"nets": {"genA2B": sd, "genB2A": sd}, "config": cfg});
+    with `half` its floating tensors are stored as float16, half the size of
+    float32 weights and no optimizer state. Load with `load_checkpoint`.
+    """
+    folder = Path(folder)
+    payload = _half(dict(state)) if half else dict(state)
+    payload["step"] = int(step)
+    payload["precision"] = "float16" if half else "as saved"
+    storage.clean_stale_temp_files(folder)
+    path = weights_path(folder, step)
+    expected = estimate_size(payload)
+    storage.check_free_space(folder, expected, f"the weights of step {step} ({path.name})")
+    return atomic_save(payload, path, expected)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
-def load_latest(folder: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any] | None:
-    """Newest checkpoint that loads; a truncated or corrupt file is skipped with a warning."""
-    for step, path in reversed(list_checkpoints(folder)):
+def load_latest(folder: str | os.PathLike, map_location: Any = "cpu", weights: bool = False) -> dict[str, Any] | None:
+    """Newest checkpoint that loads; a truncated or corrupt file is skipped with a warning.
+
+    `weights=True` also considers the inference-only milestones (for loaders,
+    not for resuming: those files hold no optimizer state); at the same step the
+    full checkpoint wins. Stale temp files of killed saves are removed.
+    """
+    storage.clean_stale_temp_files(folder)
+    found = [(step, 1, path) for step, path in list_checkpoints(folder)]
+    if weights:
+        found += [(step, 0, path) for step, path in list_weights(folder)]
+    for step, _, path in sorted(found, reverse=True):
         try:
             state = load_checkpoint(path, map_location)
         except Exception as exc:  # truncated zip, bad pickle, disk error: fall back to the previous one
@@ -171,7 +336,9 @@ class Checkpointer:
     """Save every N steps and every M minutes, keep the last K plus milestones.
 
     The training loop asks `due(step)` once per step; that is a clock read and a
-    modulo, so it costs nothing.
+    modulo, so it costs nothing. The first save prints the checkpoint's size and
+    the free space (`say=None` silences it). Pass `weights` to `save` (a dict or
+    a function returning one) to make milestones inference-only and half precision.
     """
 
     def __init__(
@@ -181,21 +348,35 @@ class Checkpointer:
         every_minutes: float = 10.0,
         keep_last: int = 3,
         milestone_every: int | None = None,
+        say: Callable[[str], None] | None = print,
     ):
+        if keep_last < 1:
+            raise ValueError(f"keep_last must be at least 1 (the checkpoint to resume from), got {keep_last}")
         self.folder = Path(folder)
         self.every_steps = every_steps
         self.every_seconds = every_minutes * 60 if every_minutes else None
         self.keep_last = keep_last
-        self.milestone_every = milestone_every
+        self.milestone_every = milestone_every or None
+        self.say = say
         self._last_save_time = time.monotonic()
+        self._reported = False
 
     def due(self, step: int) -> bool:
         if self.every_steps and step % self.every_steps == 0:
             return True
         return self.every_seconds is not None and time.monotonic() - self._last_save_time >= self.every_seconds
 
-    def save(self, step: int, state: dict[str, Any]) -> Path:
+    def is_milestone(self, step: int) -> bool:
+        return bool(self.milestone_every) and step > 0 and step % self.milestone_every == 0
+
+    def save(self, step: int, state: dict[str, Any], weights: dict[str, Any] | Callable[[], dict[str, Any]] | None = None) -> Path:
+        """Full-state checkpoint (pruned to keep_last); at a milestone step also the half-precision `weights`."""
+        if weights is not None and self.is_milestone(step):
+            save_weights(self.folder, step, weights() if callable(weights) else weights)
         path = save_checkpoint(self.folder, step, state, self.keep_last, self.milestone_every)
+        if not self._reported and self.say is not None:
+            self.say(size_line(path))
+        self._reported = True
         self._last_save_time = time.monotonic()
         return path
 

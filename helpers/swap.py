@@ -476,6 +476,7 @@ def train_swap(
 
 
 SwapRun = RunResult  # the name train_swap's result had before helpers.train
+_default_device = pick_device
 
 
 # ---------------------------------------------------------------- swapping
