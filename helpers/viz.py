@@ -1,10 +1,11 @@
-"""Pictures for the lessons: image grids and loss curves."""
+"""Pictures for the lessons: image grids and loss curves; widgets that work in Colab (ipywidgets 7) and Jupyter (8)."""
 
 from __future__ import annotations
 
 import csv
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -94,3 +95,38 @@ def plot_curves(path: str | os.PathLike, columns: Sequence[str], x: str = "step"
     if save:
         fig.savefig(Path(save), dpi=100)
     return fig
+
+
+# ---------------------------------------------------------------- widgets in Colab
+
+_colab_widgets_enabled = False
+
+
+def ipywidgets_major() -> int:
+    """The major version of the installed ipywidgets (7 in Colab as shipped, 8 elsewhere today)."""
+    import ipywidgets
+
+    return int(str(ipywidgets.__version__).split(".")[0])
+
+
+def enable_colab_widgets() -> bool:
+    """Switch on Colab's custom widget manager where it is needed: in Colab, with ipywidgets 8 or newer.
+
+    Colab draws the core widgets of ipywidgets 7 (it ships 7.7.1) itself, tqdm
+    bars included; only 8 needs the custom manager, without which widgets and
+    progress bars stay blank (colabtools #3020, #3023). Elsewhere, and with 7,
+    this does nothing. Returns whether the manager is on. Safe to call often.
+    """
+    global _colab_widgets_enabled
+    if _colab_widgets_enabled:
+        return True
+    if "google.colab" not in sys.modules or ipywidgets_major() < 8:
+        return False
+    try:
+        from google.colab import output
+
+        output.enable_custom_widget_manager()
+    except (ImportError, AttributeError):
+        return False
+    _colab_widgets_enabled = True
+    return True
