@@ -24,6 +24,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -120,6 +121,23 @@ class Detector:
         return f"{type(self).__name__}(min_size={self.min_size}, max_side={self.max_side})"
 
 
+HAAR_CASCADE = "haarcascade_frontalface_default.xml"
+NO_HAAR = (f"This OpenCV ({cv2.__version__}) has no Haar cascades (OpenCV 5 dropped them), "
+           "so faces are found with MTCNN instead (slower on a CPU, but it also gives landmarks).")
+
+
+class HaarUnavailable(RuntimeError):
+    """This OpenCV cannot run the Haar cascade (OpenCV 5.x has no CascadeClassifier and ships no cascade files)."""
+
+
+def haar_available(cascade: str = HAAR_CASCADE) -> bool:
+    """True when this OpenCV has the cascade classifier and its model file: the 4.x wheels do, 5.x has neither."""
+    if not hasattr(cv2, "CascadeClassifier"):
+        return False
+    folder = getattr(getattr(cv2, "data", None), "haarcascades", "")
+    return bool(folder) and (Path(folder) / cascade).is_file()
+
+
 class HaarDetector(Detector):
     """OpenCV's Viola-Jones cascade (the seeds' detector): fast on a CPU, frontal faces only, no landmarks."""
 
@@ -127,12 +145,15 @@ class HaarDetector(Detector):
     box_geometry = (2.6, 0.25)  # measured against MTCNN's eyes on the sample faces
 
     def __init__(self, min_size: int = 40, max_side: int = 1280, scale_factor: float = 1.1, min_neighbors: int = 5,
-                 cascade: str = "haarcascade_frontalface_default.xml"):
+                 cascade: str = HAAR_CASCADE):
         super().__init__(min_size, max_side)
+        if not haar_available(cascade):
+            raise HaarUnavailable(f"This OpenCV ({cv2.__version__}) has no Haar cascades (OpenCV 5 dropped them): "
+                                  "use make_detector('mtcnn'), or make_detector('haar'), which falls back to MTCNN.")
         path = Path(cv2.data.haarcascades) / cascade
         self.cascade = cv2.CascadeClassifier(str(path))
         if self.cascade.empty():
-            raise RuntimeError(f"Could not load the Haar cascade {path}; opencv-python(-headless) 4.x ships it (5.x does not).")
+            raise HaarUnavailable(f"Could not load the Haar cascade {path}: use make_detector('mtcnn') instead.")
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
 
@@ -251,15 +272,43 @@ class MTCNNDetector(Detector):
 
 
 DETECTORS = {"mtcnn": MTCNNDetector, "haar": HaarDetector}
+DETECTOR_NAMES = ("auto", "haar", "mtcnn")
+_told_no_haar = False  # the OpenCV 5 fallback is announced once per session, not once per crop
+
+
+def detector_name(name: str) -> str:
+    """The detector that will really run for `name`: "haar" or "mtcnn".
+
+    "auto" is Haar where this OpenCV has it (fast on a CPU) and MTCNN
+    elsewhere. "haar" on OpenCV 5, which has no cascades, also becomes
+    MTCNN, so a notebook asking for Haar still finds faces; the first such
+    fallback warns in one sentence.
+    """
+    global _told_no_haar
+    if name not in DETECTOR_NAMES:
+        raise ValueError(f"Unknown detector {name!r}; choose from {list(DETECTOR_NAMES)}.")
+    if name == "mtcnn" or haar_available():
+        return "haar" if name == "auto" else name
+    if not _told_no_haar:
+        _told_no_haar = True
+        warnings.warn(NO_HAAR, stacklevel=3)
+    return "mtcnn"
 
 
 def make_detector(name: str = "mtcnn", device=None, **kwargs) -> Detector:
-    """A detector by name: "mtcnn" (landmarks, better) or "haar" (fast, no landmarks)."""
+    """A detector by name: "mtcnn" (landmarks, better), "haar" (fast, no landmarks) or "auto" (Haar if present).
+
+    Without Haar cascades (OpenCV 5) "haar" and "auto" give MTCNN, with one
+    warning; Haar-only keyword arguments are then dropped. To insist on Haar,
+    build HaarDetector() yourself: it raises HaarUnavailable.
+    """
     if isinstance(name, Detector):
         return name
-    if name not in DETECTORS:
-        raise ValueError(f"Unknown detector {name!r}; choose from {sorted(DETECTORS)}.")
+    wanted = name
+    name = detector_name(name)
     if name == "mtcnn":
+        if wanted != "mtcnn":
+            kwargs = {k: v for k, v in kwargs.items() if k in ("min_size", "max_side")}
         return MTCNNDetector(device=device, **kwargs)
     return HaarDetector(**kwargs)
 
@@ -643,7 +692,8 @@ class _Cropper:
             self.detector = detector
         else:  # MTCNN looks for faces a bit smaller than the filter keeps, so small ones are seen and counted;
             # Haar's small windows are its main cost, so it only looks for faces we would keep
-            smallest = min_face if detector == "haar" else max(20, int(min_face * 0.6))
+            detector = detector_name(detector)
+            smallest = max(1, int(min_face)) if detector == "haar" else max(20, int(min_face * 0.6))
             self.detector = make_detector(detector, device=device, min_size=smallest)
         self.min_score = self.detector.min_score if min_score is None else float(min_score)
         self.refine = self.detector if refine else None
@@ -714,6 +764,40 @@ class _Cropper:
         return row
 
 
+def _check_whole(name: str, value, low: int, meaning: str, none_ok: bool = False) -> None:
+    if value is None and none_ok:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be a whole number >= {low} ({meaning}){' or None' if none_ok else ''}, got {value!r}.")
+
+
+def _check_number(name: str, value, low: float, high: float, meaning: str, none_ok: bool = False) -> None:
+    if value is None and none_ok:
+        return
+    ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and low <= float(value) <= high
+    if not ok:
+        span = f">= {low}" if high == math.inf else f"between {low} and {high}"
+        raise ValueError(f"{name} must be a number {span} ({meaning}){' or None' if none_ok else ''}, got {value!r}.")
+
+
+def _check_crop_args(size, margin, detector, min_face, blur, multi, dedupe, min_score, **counts) -> None:
+    """Fail at once, before any file is written, on arguments that would crash later or crop nonsense."""
+    _check_whole("size", size, 8, "side of the square crops in pixels, e.g. 256")
+    _check_number("margin", margin, 0, 2, "room around the face: 0 tight, 0.2 some hair, 0.5 the whole head")
+    if not isinstance(detector, Detector) and detector not in DETECTOR_NAMES:
+        raise ValueError(f"Unknown detector {detector!r}; choose from {list(DETECTOR_NAMES)} or pass a Detector.")
+    _check_number("min_face", min_face, 0, math.inf, "smallest face box kept, in pixels; 0 keeps all")
+    _check_number("blur", blur, 0, math.inf, "least sharpness kept; None or 0 keeps blurry faces too", none_ok=True)
+    if multi not in MULTI_POLICIES:
+        raise ValueError(f"multi must be one of {MULTI_POLICIES}, got {multi!r}.")
+    _check_whole("dedupe", dedupe, 0, "near-duplicate threshold in bits of the 64-bit hash, e.g. 4", none_ok=True)
+    _check_number("min_score", min_score, -math.inf, math.inf, "least detector score kept", none_ok=True)
+    meanings = {"every": "1 = every frame, 2 = every other frame", "batch": "frames per detector call",
+                "max_frames": "frames to search at most", "limit": "photos to look at, at most"}
+    for name, value in counts.items():
+        _check_whole(name, value, 1, meanings[name], none_ok=name in ("max_frames", "limit"))
+
+
 def _progress(iterable, total=None, desc="", enabled=True):
     if not enabled:
         return iterable
@@ -754,6 +838,8 @@ def crop_video(
     """
     from .video import iter_frames, probe
 
+    _check_crop_args(size, margin, detector, min_face, blur, multi, dedupe, min_score, every=every, batch=batch,
+                     max_frames=max_frames)
     t0 = time.perf_counter()
     report = CropReport(Path(out_dir))
     cropper = _Cropper(out_dir, size, margin, detector, device, min_face, min_score, blur, multi, dedupe, refine, report)
@@ -811,6 +897,7 @@ def crop_folder(
     named in the report and recorded as "rejected:unreadable" in faces.csv.
     Photos already in faces.csv are not redone.
     """
+    _check_crop_args(size, margin, detector, min_face, blur, multi, dedupe, min_score, limit=limit)
     t0 = time.perf_counter()
     report = CropReport(Path(out_dir))
     cropper = _Cropper(out_dir, size, margin, detector, device, min_face, min_score, blur, multi, dedupe, refine, report)
