@@ -94,6 +94,20 @@ def ellipse_mask(size: int, landmarks=None) -> np.ndarray:
     return mask
 
 
+MIN_SIZE = 16  # smaller aligned faces leave no room for a mask
+
+
+def check_blend_options(size: int, erode: float, feather: float) -> None:
+    """Crop size, erosion and feathering that make a mask; else a ValueError that says what to pass."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < MIN_SIZE:
+        raise ValueError(f"size (the aligned face's side in pixels) must be a whole number >= {MIN_SIZE}, "
+                         f"e.g. the model's input size 256; got {size!r}")
+    for name, value, high in (("erode", erode, 0.5), ("feather", feather, 1.0)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not 0 <= value < high:
+            raise ValueError(f"{name} is a fraction of the face size from 0 up to {high:g}; got {value!r}")
+
+
 def face_mask(size: int, landmarks=None, kind: str = "hull", erode: float = 0.04, feather: float = 0.05) -> np.ndarray:
     """Soft float32 (size, size) mask in [0, 1] of the face inside an aligned crop.
 
@@ -102,6 +116,7 @@ def face_mask(size: int, landmarks=None, kind: str = "hull", erode: float = 0.04
     """
     if kind not in MASKS:
         raise ValueError(f"mask must be one of {MASKS}, got {kind!r}")
+    check_blend_options(size, erode, feather)
     if kind == "hull" and landmarks is not None:
         mask = hull_mask(size, landmarks)
     else:
@@ -221,6 +236,9 @@ def blend_face(
     `matrix` maps frame -> crop pixels for a crop the size of `new_crop`;
     `landmarks` are in frame coordinates.
     """
+    new_crop = np.asarray(new_crop)
+    if new_crop.dtype != np.uint8 or new_crop.ndim != 3 or new_crop.shape[0] != new_crop.shape[1] or new_crop.shape[2] != 3:
+        raise ValueError(f"new_crop must be a square RGB uint8 face (size, size, 3); got {new_crop.dtype} {new_crop.shape}")
     size = new_crop.shape[0]
     lm = None if landmarks is None else to_crop(landmarks, matrix)
     soft = face_mask(size, lm, mask, erode, feather)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -22,9 +23,10 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .blend import COLOR_METHODS, MASKS, blend_face
-from .smooth import FaceSmoother, FaceTracker
-from .video import ALTERED_TAG, VideoWriter, iter_frames, probe
+from .blend import COLOR_METHODS, MASKS, blend_face, check_blend_options
+from .smooth import FaceSmoother, FaceTracker, OneEuroFilter, check_target
+from .video import (ALTERED_TAG, VideoWriter, check_count, check_crf, check_number, check_output_path, iter_frames,
+                    probe)
 
 STAGES = ("decode", "detect", "model", "blend", "encode")
 
@@ -43,6 +45,8 @@ class RenderReport:
     boxes: list = field(default_factory=list)  # the same after smoothing
     preview: Path | None = None
     interrupted: bool = False
+    expected: int = 0  # frames the file's header promises for the part asked for
+    cut_off: bool = False  # the file ended before that (an interrupted copy or upload)
 
     @property
     def fps(self) -> float:
@@ -51,6 +55,8 @@ class RenderReport:
     def __str__(self) -> str:
         split = ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
         stop = " (interrupted: kept what was written)" if self.interrupted else ""
+        if self.cut_off:
+            stop += f" (the file is cut off: {self.frames} of the {self.expected} frames its header promises)"
         return (f"{self.dst.name}: {self.frames} frames, face replaced in {self.swapped}, "
                 f"untouched {self.no_face}; {self.seconds:.1f}s = {self.fps:.1f} fps ({split}){stop}")
 
@@ -149,21 +155,33 @@ class TargetFace:
 
 
 def track_faces(src, detector="mtcnn", device=None, target="largest", batch_size: int = 8, max_side: int | None = 640,
-                max_frames: int | None = None, min_cutoff: float = 1.0, beta: float = 1.0):
+                max_frames: int | None = None, min_cutoff: float = 1.0, beta: float = 1.0, progress: bool = True):
     """Times, raw and smoothed target boxes for every frame of a video (NaN rows where there is no face).
 
     For seeing what smoothing does (lesson 05's jitter plot) without rendering.
+    A minute of video takes minutes on a CPU, so a progress bar shows how far it is.
     """
+    check_count("batch_size", batch_size)
+    check_count("max_frames", max_frames, allow_none=True)
+    check_count("max_side", max_side, allow_none=True)
+    info = probe(src)  # a bad file fails here, naming it, before the detector loads
     detect = make_detect_fn(detector, device, max_side)
     follow = TargetFace(target, True, min_cutoff, beta)
     times, raw, smooth = [], [], []
-    frames = iter_frames(src, max_frames=max_frames)
-    for chunk in _chunks(frames, batch_size):
-        for frame, faces in zip(chunk, detect([f.image for f in chunk])):
-            face, steady = follow(faces, frame.time, frame.image.shape)
-            times.append(frame.time)
-            raw.append(face.box if face is not None else np.full(4, np.nan))
-            smooth.append(steady.box if steady is not None else np.full(4, np.nan))
+    total = info.frame_count if max_frames is None else min(max_frames, info.frame_count)
+    bar = _progress(total, Path(src).name, "track faces in") if progress else None
+    try:
+        for chunk in _chunks(iter_frames(src, max_frames=max_frames), batch_size):
+            for frame, faces in zip(chunk, detect([f.image for f in chunk])):
+                face, steady = follow(faces, frame.time, frame.image.shape)
+                times.append(frame.time)
+                raw.append(face.box if face is not None else np.full(4, np.nan))
+                smooth.append(steady.box if steady is not None else np.full(4, np.nan))
+            if bar is not None:
+                bar.update(len(chunk))
+    finally:
+        if bar is not None:
+            bar.close()
     return np.array(times), np.array(raw, np.float64).reshape(-1, 4), np.array(smooth, np.float64).reshape(-1, 4)
 
 
@@ -251,8 +269,9 @@ def render_video(
     """
     start = time.perf_counter()
     src, dst = Path(src), Path(dst)
-    if mask not in MASKS or color not in COLOR_METHODS:
-        raise ValueError(f"mask must be one of {MASKS} and color one of {COLOR_METHODS}; got {mask!r}, {color!r}")
+    _check_render_args(src, dst, face_fn, size=size, batch_size=batch_size, target=target, min_cutoff=min_cutoff,
+                       beta=beta, mask=mask, color=color, erode=erode, feather=feather, detect_max_side=detect_max_side,
+                       max_seconds=max_seconds, max_frames=max_frames, crf=crf, label=label, label_text=label_text)
     info = probe(src)  # a missing, empty or broken file fails here, naming the file, before any work
     if not info.width or not info.height:
         raise ValueError(f"{src} has no picture size")
@@ -265,52 +284,97 @@ def render_video(
     total = info.frame_count if max_frames is None else min(max_frames, info.frame_count)
     if max_seconds is not None:
         total = min(total, int(np.ceil(max_seconds * info.fps)))
+    report.expected = total
     bar = _progress(total, src.name) if progress else None
     tag = f"{ALTERED_TAG} ({'face replaced' if label else 'face replaced; visible label turned off'})"
     writer = VideoWriter(dst, out_w, info.height, info.fps, audio_from=src if info.has_audio else None,
                          metadata={"comment": tag, "description": tag}, crf=crf)
     trimmed = False
     try:
-        frames = _timed(iter_frames(src, max_frames=max_frames), timings, "decode")
-        for chunk in _chunks(frames, batch_size):
-            if max_seconds is not None:
-                keep = [f for f in chunk if f.time < max_seconds - 1e-9]
-                trimmed = trimmed or len(keep) < len(chunk)
-                chunk = keep
-            if not chunk:
-                break
-            results = _render_chunk(chunk, detect, align, follow, face_fn, size, report,
-                                    dict(mask=mask, color=color, seamless=seamless, erode=erode, feather=feather))
-            t0 = time.perf_counter()
-            for frame, image in zip(chunk, results):
-                if side_by_side:
-                    image = np.hstack([frame.image, image])
-                if label:
-                    image = _label_result(image, label_text, info.width, side_by_side)
-                writer.write(image, frame.time, frame.duration)
-            timings["encode"] += time.perf_counter() - t0
-            report.frames += len(chunk)
+        try:
+            frames = _timed(iter_frames(src, max_frames=max_frames), timings, "decode")
+            for chunk in _chunks(frames, batch_size):
+                if max_seconds is not None:
+                    keep = [f for f in chunk if f.time < max_seconds - 1e-9]
+                    trimmed = trimmed or len(keep) < len(chunk)
+                    chunk = keep
+                if not chunk:
+                    break
+                results = _render_chunk(chunk, detect, align, follow, face_fn, size, report,
+                                        dict(mask=mask, color=color, seamless=seamless, erode=erode, feather=feather))
+                t0 = time.perf_counter()
+                for frame, image in zip(chunk, results):
+                    if side_by_side:
+                        image = np.hstack([frame.image, image])
+                    if label:
+                        image = _label_result(image, label_text, info.width, side_by_side)
+                    writer.write(image, frame.time, frame.duration)
+                timings["encode"] += time.perf_counter() - t0
+                report.frames += len(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+                if trimmed:
+                    break
+            report.cut_off = not trimmed and _ended_early(report.frames, total, writer.end, info, max_seconds, max_frames)
+            trimmed = trimmed or report.cut_off or (max_frames is not None and max_frames < info.frame_count)
+        except KeyboardInterrupt:
+            report.interrupted = trimmed = True
+        finally:
             if bar is not None:
-                bar.update(len(chunk))
-            if trimmed:
-                break
-        trimmed = trimmed or (max_frames is not None and max_frames < info.frame_count)
-    except KeyboardInterrupt:
-        report.interrupted = trimmed = True
+                bar.close()
+        t0 = time.perf_counter()
+        writer.close(audio_end=writer.end if trimmed else None)
+        timings["encode"] += time.perf_counter() - t0
     except BaseException:
-        writer.abort()
+        writer.abort()  # no temporary file stays, nothing half-written appears at dst
         raise
-    finally:
-        if bar is not None:
-            bar.close()
-    t0 = time.perf_counter()
-    writer.close(audio_end=writer.end if trimmed else None)
-    timings["encode"] += time.perf_counter() - t0
+    if report.cut_off:
+        warnings.warn(f"{src.name} ends after {report.frames} of the {total} frames its header promises "
+                      f"({writer.end:.2f} of {info.duration:.2f} s): the file is cut off, probably an interrupted copy "
+                      f"or upload. Rendered what is there; copy the whole file again for the rest.", stacklevel=2)
     report.seconds = time.perf_counter() - start
     if preview:
         gif = Path(preview) if not isinstance(preview, bool) else dst.with_suffix(".gif")
         report.preview = make_gif(dst, gif, width=min(out_w, 720 if side_by_side else 400))
     return report
+
+
+def _ended_early(frames: int, expected: int, end: float, info, max_seconds, max_frames) -> bool:
+    """Did the file stop before its header said it would? Fewer frames, and (where known) less time too.
+
+    Both must hold: a phone clip trimmed without re-encoding may decode fewer
+    frames than its sample table counts, yet it still lasts as long as it says.
+    """
+    if frames >= expected:
+        return False
+    span = info.duration if info.duration > 0 else float("inf")
+    if max_seconds is not None:
+        span = min(span, max_seconds)
+    if max_frames is not None:
+        span = min(span, max_frames / info.fps)
+    return not np.isfinite(span) or end < span - 1.5 / info.fps
+
+
+def _check_render_args(src: Path, dst: Path, face_fn, *, size, batch_size, target, min_cutoff, beta, mask, color,
+                       erode, feather, detect_max_side, max_seconds, max_frames, crf, label, label_text) -> None:
+    """Every argument checked before any work, each with a message that says what to pass instead."""
+    if not callable(face_fn):
+        raise TypeError(f"face_fn must be a function: uint8 faces (N, size, size, 3) -> the same; got {type(face_fn).__name__}")
+    if mask not in MASKS or color not in COLOR_METHODS:
+        raise ValueError(f"mask must be one of {MASKS} and color one of {COLOR_METHODS}; got {mask!r}, {color!r}")
+    check_blend_options(size, erode, feather)
+    check_count("batch_size", batch_size)
+    check_count("max_frames", max_frames, allow_none=True)
+    check_number("max_seconds", max_seconds, allow_none=True)
+    check_count("detect_max_side", detect_max_side, allow_none=True)
+    check_target(target)
+    OneEuroFilter(min_cutoff, beta)  # checks both
+    check_crf(crf)
+    if label and (not isinstance(label_text, str) or not label_text.strip()):
+        raise ValueError(f"label_text must be a non-empty string such as 'AI-generated'; got {label_text!r}")
+    check_output_path(dst)
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        raise ValueError(f"dst is the source video itself ({src}); write the render to another file")
 
 
 def _label_result(image: np.ndarray, text: str, width: int, side_by_side: bool) -> np.ndarray:
@@ -352,12 +416,12 @@ def _render_chunk(chunk, detect, align, follow, face_fn, size, report, blend_opt
     return images
 
 
-def _progress(total: int, name: str):
+def _progress(total: int, name: str, verb: str = "render"):
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, desc=f"render {name}", unit="frame")
+    return tqdm(total=total, desc=f"{verb} {name}", unit="frame")
 
 
 # --- previews ------------------------------------------------------------------------------
@@ -365,6 +429,11 @@ def _progress(total: int, name: str):
 def make_gif(video: str | os.PathLike, gif: str | os.PathLike, seconds: float = 3.0, fps: float = 10.0, width: int = 360) -> Path:
     """A small looping GIF of the start of a video, for showing in a notebook."""
     from PIL import Image
+
+    check_number("seconds", seconds)
+    check_number("fps", fps)
+    check_count("width", width)
+    gif = check_output_path(gif, "gif")
 
     images, next_time = [], 0.0
     for frame in iter_frames(video):

@@ -16,6 +16,10 @@ import math
 import numpy as np
 
 
+def _finite(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _alpha(cutoff_hz: float, dt: float) -> float:
     """Weight of the new sample in an exponential smoother with this cutoff at this time step."""
     tau = 1.0 / (2 * math.pi * cutoff_hz)
@@ -31,6 +35,10 @@ class OneEuroFilter:
     """
 
     def __init__(self, min_cutoff: float = 1.0, beta: float = 0.5, d_cutoff: float = 1.0):
+        if not (_finite(min_cutoff) and min_cutoff > 0 and _finite(d_cutoff) and d_cutoff > 0):
+            raise ValueError(f"min_cutoff and d_cutoff must be > 0 Hz (1.0 is a good start); got {min_cutoff!r}, {d_cutoff!r}")
+        if not (_finite(beta) and beta >= 0):
+            raise ValueError(f"beta must be >= 0 (0 = fixed smoothing, 1.0 is a good start); got {beta!r}")
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
         self.reset()
 
@@ -98,6 +106,23 @@ class FaceSmoother:
         return dataclasses.replace(face, box=new_box, landmarks=new_lm)
 
 
+def check_target(target) -> None:
+    """'largest', 'center', a face number >= 0 or a box (x0, y0, x1, y1); else a ValueError that lists them."""
+    if isinstance(target, str):
+        ok = target in ("largest", "center")
+    elif isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        ok = target >= 0
+    else:
+        try:
+            box = np.asarray(target, dtype=np.float64)
+        except (TypeError, ValueError):
+            box = None
+        ok = box is not None and box.shape == (4,) and np.isfinite(box).all() and box[2] > box[0] and box[3] > box[1]
+    if not ok:
+        raise ValueError(f"target must be 'largest', 'center', a face number counted from the left (0, 1, ...) "
+                         f"or a box (x0, y0, x1, y1) near the face; got {target!r}")
+
+
 class FaceTracker:
     """Follow one face through a video when several are present.
 
@@ -110,6 +135,9 @@ class FaceTracker:
     """
 
     def __init__(self, target="largest", max_gap: float = 1.0, min_iou: float = 0.2):
+        check_target(target)
+        if not (_finite(max_gap) and max_gap >= 0) or not (_finite(min_iou) and 0 <= min_iou <= 1):
+            raise ValueError(f"max_gap must be >= 0 seconds and min_iou within [0, 1]; got {max_gap!r}, {min_iou!r}")
         self.target, self.max_gap, self.min_iou = target, max_gap, min_iou
         self.last_box = None
         self.last_time = None

@@ -29,6 +29,46 @@ class VideoError(ValueError):
     """The file is missing, empty or not a video; the message names the file."""
 
 
+def check_count(name: str, value, allow_none: bool = False) -> None:
+    """A whole number >= 1 (or None where that means "all"); else a ValueError that says what to pass."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        extra = " or None for all" if allow_none else ""
+        raise ValueError(f"{name} must be a whole number >= 1{extra}; got {value!r}")
+
+
+def check_number(name: str, value, low: float = 0.0, strict: bool = True, allow_none: bool = False) -> None:
+    """A finite number above `low` (or at least `low` when strict=False); else a ValueError that says so."""
+    if value is None and allow_none:
+        return
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = ok and np.isfinite(value) and (value > low if strict else value >= low)
+    if not ok:
+        bound = f"> {low:g}" if strict else f">= {low:g}"
+        extra = " (or None)" if allow_none else ""
+        raise ValueError(f"{name} must be a finite number {bound}{extra}; got {value!r}")
+
+
+def check_crf(crf) -> None:
+    """H.264 quality: 0 (lossless) to 51 (worst)."""
+    if isinstance(crf, bool) or not isinstance(crf, (int, np.integer)) or not 0 <= crf <= 51:
+        raise ValueError(f"crf must be a whole number from 0 (lossless) to 51 (worst); 18 looks like the source. Got {crf!r}")
+
+
+def check_output_path(path: str | os.PathLike, what: str = "dst") -> Path:
+    """An output file name we can write: not a folder, and its folder is not a file. Checked before any work."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} is a folder: {path}. Give a file name inside it, e.g. {path / 'out.mp4'}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{what} cannot be written: {parent} is a file, not a folder")
+            break
+    return path
+
+
 @dataclass
 class VideoInfo:
     path: Path
@@ -125,6 +165,8 @@ def iter_frames(path: str | os.PathLike, every: int = 1, max_frames: int | None 
     """Yield every `every`-th frame as an upright RGB array with its index, time and duration."""
     import av
 
+    check_count("every", every)
+    check_count("max_frames", max_frames, allow_none=True)
     container = _open(path)
     try:
         stream = container.streams.video[0]
@@ -147,9 +189,81 @@ def iter_frames(path: str | os.PathLike, every: int = 1, max_frames: int | None 
         container.close()
 
 
+def _decoded(container, stream):
+    """The decoded frames from the current position on (a seam the tests use to count decoding work)."""
+    return container.decode(stream)
+
+
+def frames_at(path: str | os.PathLike, times=None, *, indices=None) -> list[Frame]:
+    """The frames shown at `times` (seconds) or at frame `indices`, found by seeking.
+
+    Only the frames from the key frame before each wanted one are decoded, and
+    only the wanted ones are kept, so showing three frames of an hour of 1080p
+    needs the memory of three frames, not of the whole video (tens of GB).
+    Indices are turned into times with the average frame rate, which is exact
+    for constant-rate video; a returned frame's `index` is estimated the same
+    way. A time past the end gives the last frame.
+    """
+    import av
+
+    if (times is None) == (indices is None):
+        raise ValueError("pass either times (seconds) or indices (frame numbers), e.g. frames_at(path, [0.0, 1.5])")
+    wanted = list(np.atleast_1d(indices if indices is not None else times))
+    for value in wanted:
+        if indices is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"frame indices must be whole numbers >= 0; got {value!r}")
+        else:
+            check_number("a frame time (seconds)", value, 0.0, strict=False)
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+        tb = stream.time_base
+        start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
+        if indices is not None:  # frame i starts at i / fps: take the frame showing half a frame later
+            targets = [start + (int(i) + 0.5) / fps for i in wanted]
+        else:
+            targets = [start + float(t) + 1e-6 for t in wanted]
+        found = {}
+        for target in sorted(set(targets)):
+            found[target] = _frame_before(container, stream, target, path)
+        frames = []
+        for target in targets:
+            frame = found[target]
+            time = float(frame.time or 0.0)
+            image = upright(frame.to_ndarray(format="rgb24"), int(getattr(frame, "rotation", 0) or 0))
+            ftb = frame.time_base or tb
+            duration = float(frame.duration * ftb) if frame.duration and ftb else None
+            frames.append(Frame(int(round((time - start) * fps)), time, image, duration))
+        return frames
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"Cannot seek or decode in {path} ({exc})") from exc
+    finally:
+        container.close()
+
+
+def _frame_before(container, stream, target: float, path):
+    """The last frame that starts at or before `target` seconds: seek to the key frame before, decode forward."""
+    for seek_to in (target, 0.0):  # a file whose index points past the target: start from the beginning
+        container.seek(max(0, int(seek_to / stream.time_base)) if stream.time_base else 0, stream=stream,
+                       backward=True, any_frame=False)
+        previous = None
+        for frame in _decoded(container, stream):
+            if frame.time is not None and frame.time > target:
+                if seek_to == 0.0 and previous is None:
+                    return frame  # the video starts after `target`: its first frame is what is shown
+                break
+            previous = frame
+        if previous is not None:
+            return previous
+    raise VideoError(f"No decodable frames in {path}")
+
+
 # --- writing -----------------------------------------------------------------------------------
 
 ALTERED_TAG = "altered by AI: polyjuice"
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 VIDEO_CODECS = ("libx264", "h264", "libopenh264", "mpeg4")  # first one PyAV can encode wins
 MP4_AUDIO = {"aac", "mp3", "mp3float", "alac", "ac3", "eac3"}  # copied as they are; others become AAC
 
@@ -195,6 +309,7 @@ class _AudioCarry:
             self.out_stream.format = "fltp"
             self.resampler = av.AudioResampler(format="fltp", layout=self.out_stream.layout, rate=rate)
             self.fifo = av.AudioFifo()
+            self.next_sample = None  # pts of the next chunk, in samples
         self.out = out
         self.packets = self.input.demux(self.in_stream)
         self.pending = None  # a packet read ahead of the video
@@ -228,12 +343,19 @@ class _AudioCarry:
                     self._encode(frame)
 
     def _encode(self, frame) -> None:
-        frames = self.resampler.resample(frame) if frame is not None else self.resampler.resample(None)
-        for f in frames:
+        rate = self.out_stream.codec_context.sample_rate
+        for f in self.resampler.resample(frame):
+            if self.next_sample is None:  # the sound may start a little after the picture: keep that offset
+                self.next_sample = int(round(f.pts * f.time_base * rate)) if f.pts is not None and f.time_base else 0
+            # WebM/MKV store times in milliseconds, so decoded Opus/Vorbis stamps are off by a sample now
+            # and then; the fifo refuses such gaps. The samples themselves are contiguous: count them instead.
+            f.pts = None
             self.fifo.write(f)
         size = self.out_stream.codec_context.frame_size or 1024
         while self.fifo.samples >= size or (frame is None and self.fifo.samples):
             chunk = self.fifo.read(min(size, self.fifo.samples))
+            chunk.pts, chunk.time_base = self.next_sample, Fraction(1, rate)
+            self.next_sample += chunk.samples
             for packet in self.out_stream.encode(chunk):
                 self.out.mux(packet)
 
@@ -273,13 +395,35 @@ class VideoWriter:
     ):
         import av
 
-        self.path = Path(path)
+        check_count("width", width)
+        check_count("height", height)
+        check_number("rate (frames per second)", rate, allow_none=True)
+        check_crf(crf)
+        if preset not in X264_PRESETS:
+            raise ValueError(f"preset must be one of {X264_PRESETS}; got {preset!r}")
+        if audio_from is not None and not Path(audio_from).is_file():
+            raise VideoError(f"audio_from is not a file: {audio_from}")
+        self.path = check_output_path(path, "the video file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix or '.mp4'}")
         self.width, self.height = int(width), int(height)
         self.rate = Fraction(rate).limit_denominator(1001) if rate else Fraction(30)
         self.time_base = time_base
+        self.audio = None
         self.container = av.open(str(self.tmp), "w", format="mp4", options={"movflags": "+faststart"})
+        try:
+            self._setup(metadata, crf, preset, codec, time_base, rotation, audio_from)
+        except BaseException:
+            self.abort()  # never leave the temporary file behind
+            raise
+        self.frames = 0
+        self.end = 0.0  # time the last frame stops being shown
+        self.last_pts = -1
+        self.durations = {}  # pts -> duration of frames still inside the encoder
+
+    def _setup(self, metadata, crf, preset, codec, time_base, rotation, audio_from) -> None:
+        import av
+
         for key, value in (metadata or {}).items():
             self.container.metadata[key] = str(value)
         self.codec = pick_video_codec(codec)
@@ -296,25 +440,30 @@ class VideoWriter:
         # no B-frames: decode order = display order, so MP4 needs no edit list and
         # keeps exact durations even with a variable frame rate
         self.stream.codec_context.max_b_frames = 0
+        # a key frame every two seconds, so frames_at() can seek into a long render cheaply
+        self.stream.codec_context.gop_size = max(1, int(round(2 * float(self.rate))))
         if self.codec == "libx264":
             self.stream.options = {"crf": str(crf), "preset": preset}
         else:
             self.stream.bit_rate = 8 * self.width * self.height  # ~ generous for MPEG-4 part 2
-        self.audio = None
         if audio_from is not None:
-            with av.open(str(audio_from)) as probe_src:
-                has_audio = bool(probe_src.streams.audio)
+            try:
+                with av.open(str(audio_from)) as probe_src:
+                    has_audio = bool(probe_src.streams.audio)
+            except (av.error.FFmpegError, OSError) as exc:
+                raise VideoError(f"Cannot read the sound of {audio_from} ({exc})") from exc
             if has_audio:
                 self.audio = _AudioCarry(Path(audio_from), self.container)
-        self.frames = 0
-        self.end = 0.0  # time the last frame stops being shown
-        self.last_pts = -1
-        self.durations = {}  # pts -> duration of frames still inside the encoder
 
     def write(self, image: np.ndarray, time: float | None = None, duration: float | None = None) -> None:
         """Encode one RGB uint8 frame shown at `time` seconds (default: right after the previous one)."""
         import av
 
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            what = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+            raise ValueError(f"frames must be RGB uint8 arrays (height, width, 3); got a {what}")
+        check_number("time", time, -np.inf, allow_none=True)
+        check_number("duration", duration, 0.0, strict=False, allow_none=True)
         if image.shape[:2] != (self.height, self.width):
             raise ValueError(f"frame is {image.shape[1]}x{image.shape[0]}, writer expects {self.width}x{self.height}")
         if time is None:
@@ -350,23 +499,27 @@ class VideoWriter:
         Pass `audio_end=writer.end` when you wrote only the start of a video,
         so the sound stops with the picture.
         """
-        for packet in self.stream.encode(None):
-            self._mux_video(packet)
-        if self.audio is not None:
-            self.audio.until(float("inf") if audio_end is None else audio_end)
-            self.audio.close()
-        self.container.close()
-        os.replace(self.tmp, self.path)
+        try:
+            for packet in self.stream.encode(None):
+                self._mux_video(packet)
+            if self.audio is not None:
+                self.audio.until(float("inf") if audio_end is None else audio_end)
+                self.audio.close()
+                self.audio = None
+            self.container.close()
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.abort()  # a half-written file never appears under the real name, and no temporary file stays
+            raise
         return self.path
 
     def abort(self) -> None:
         """Close without publishing: the temporary file is removed."""
-        try:
-            if self.audio is not None:
-                self.audio.input.close()
-            self.container.close()
-        except Exception:
-            pass
+        for close in ((self.audio.input.close,) if self.audio is not None else ()) + (self.container.close,):
+            try:
+                close()
+            except Exception:
+                pass
         self.tmp.unlink(missing_ok=True)
 
     def __enter__(self):
@@ -379,6 +532,9 @@ class VideoWriter:
             self.abort()
 
 
+AUDIO_RATES = {"aac": 44100, "libopus": 48000, "opus": 48000, "vorbis": 44100, "libvorbis": 44100, "mp3": 44100}
+
+
 def write_clip(
     path: str | os.PathLike,
     images,
@@ -388,34 +544,51 @@ def write_clip(
     tone_hz: float | None = None,
     audio_codec: str = "aac",
     container_format: str | None = None,
+    video_codec: str | None = None,
 ) -> Path:
     """Write still RGB images as a small clip, optionally with a sine tone and a phone's rotation tag.
 
     `images` are stored as given; `rotation` (degrees counter-clockwise) is
     what a player must apply to show them, like a phone's portrait clip.
-    `times` (seconds) gives a variable frame rate. For tests and demos.
+    `times` (seconds) gives a variable frame rate. Any encoder of this PyAV
+    build works, e.g. video_codec="libvpx-vp9", audio_codec="libopus" and
+    container_format="webm" for what a browser records. A key frame every
+    second, as phones write. For tests and demos.
     """
     import av
 
     path = Path(path)
     images = [np.ascontiguousarray(im) for im in images]
+    if not images:
+        raise ValueError("write_clip needs at least one image")
+    if any(im.dtype != np.uint8 or im.ndim != 3 or im.shape != images[0].shape or im.shape[2] != 3 for im in images):
+        raise ValueError("write_clip needs RGB uint8 images (height, width, 3), all of the same size")
+    check_number("fps", fps)
     times = list(times) if times is not None else [i / fps for i in range(len(images))]
+    if len(times) != len(images) or any(b <= a for a, b in zip(times, times[1:])):
+        raise ValueError(f"times must give one increasing time per image ({len(images)} images, {len(times)} times)")
     end = times[-1] + (times[-1] - times[-2] if len(times) > 1 else 1 / fps)
     h, w = images[0].shape[:2]
     tb = Fraction(1, 90000)
+    if video_codec is None:
+        video_codec = "libx264" if "libx264" in av.codecs_available else pick_video_codec()
     with av.open(str(path), "w", format=container_format) as out:
-        video = out.add_stream("libx264" if "libx264" in av.codecs_available else pick_video_codec(), rate=Fraction(fps).limit_denominator(1001))
+        video = out.add_stream(video_codec, rate=Fraction(fps).limit_denominator(1001))
         video.width, video.height, video.pix_fmt = w, h, "yuv420p"
         video.codec_context.time_base = tb
         video.codec_context.max_b_frames = 0  # exact durations in MP4 (see VideoWriter)
+        video.codec_context.gop_size = max(1, int(round(fps)))
         if rotation:
             video.set_display_rotation(rotation)
         audio = None
         if tone_hz:
-            rate = 44100 if audio_codec == "aac" else 16000
+            rate = AUDIO_RATES.get(audio_codec, 16000)
             audio = out.add_stream(audio_codec, rate=rate)
-            audio.layout = "mono"
-            audio.format = "fltp" if audio_codec == "aac" else "s16"
+            audio.layout = "stereo" if audio.codec_context.name == "vorbis" else "mono"  # ffmpeg's Vorbis: stereo only
+            audio.format = av.codec.Codec(audio_codec, "w").audio_formats[0].name
+            if audio.codec_context.name == "vorbis":
+                audio.codec_context.options = {"strict": "experimental"}  # ffmpeg's own Vorbis encoder
+            audio.codec_context.open()  # now it knows the frame size it insists on (Opus: 20 ms)
         for image, t, t_next in zip(images, times, times[1:] + [end]):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts, frame.time_base = int(round(t / tb)), tb
@@ -425,19 +598,26 @@ def write_clip(
         for packet in video.encode(None):
             out.mux(packet)
         if audio is not None:
-            n = int(round(end * rate))
-            wave = 0.3 * np.sin(2 * np.pi * tone_hz * np.arange(n) / rate)
-            step = 1024
-            for s in range(0, n, step):
-                chunk = wave[s:s + step][None]
-                data = chunk.astype(np.float32) if audio.format.name == "fltp" else (chunk * 32767).astype(np.int16)
-                af = av.AudioFrame.from_ndarray(data, format=audio.format.name, layout="mono")
-                af.sample_rate, af.pts, af.time_base = rate, s, Fraction(1, rate)
-                for packet in audio.encode(af):
-                    out.mux(packet)
-            for packet in audio.encode(None):
-                out.mux(packet)
+            _write_tone(out, audio, tone_hz, rate, int(round(end * rate)))
     return path
+
+
+def _write_tone(out, audio, tone_hz: float, rate: int, n: int) -> None:
+    """`n` samples of a sine tone, in the frame size and sample format the encoder wants."""
+    import av
+
+    wave = (0.3 * np.sin(2 * np.pi * tone_hz * np.arange(n) / rate)).astype(np.float32)
+    to_codec = av.AudioResampler(format=audio.format.name, layout=audio.layout.name, rate=rate)
+    step = audio.codec_context.frame_size or 1024
+    for s in range(0, n, step):
+        chunk = av.AudioFrame.from_ndarray(wave[None, s:s + step], format="fltp", layout="mono")
+        chunk.sample_rate = rate
+        for frame in to_codec.resample(chunk):
+            frame.pts, frame.time_base = s, Fraction(1, rate)
+            for packet in audio.encode(frame):
+                out.mux(packet)
+    for packet in audio.encode(None):
+        out.mux(packet)
 
 
 def metadata(path: str | os.PathLike) -> dict:
