@@ -29,12 +29,13 @@ from __future__ import annotations
 import html
 import os
 import re
-import shutil
 import tempfile
 import unicodedata
 from pathlib import Path
 
 import ipywidgets as widgets
+
+from .storage import atomic_write
 
 PHOTO_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".jfif")
 VIDEO_EXTS = (".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi", ".3gp", ".mpg", ".mpeg")
@@ -119,7 +120,7 @@ def save_upload(folder: str | os.PathLike, name: str, content: bytes, kind: str 
 
     The file is checked in the system's temp folder first, so a refused file
     never touches the workspace (on Drive a deleted file would sit in the trash),
-    then written next to its target and renamed into place: never half a file.
+    then written next to its target and renamed into place (helpers.storage): never half a file.
     """
     folder = Path(folder)
     final_name = safe_name(name, kind)
@@ -131,13 +132,7 @@ def save_upload(folder: str | os.PathLike, name: str, content: bytes, kind: str 
     target = free_target(folder, final_name, content)
     if target.exists():
         return target
-    part = target.with_name(f".{target.name}.part")
-    with open(part, "wb") as f:
-        f.write(content)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(part, target)
-    return target
+    return atomic_write(target, lambda f: f.write(content), expected_size=len(content), what=f"the upload {final_name}")
 
 
 # ---------------------------------------------------------------- the widget
