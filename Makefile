@@ -6,13 +6,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean-workspace strip
+.PHONY: demo test install colab-mirror clean-workspace strip
 
+# The course (as the Colab set-up cell installs it) plus the [dev] extra: Jupyter, papermill, pytest.
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -21,8 +21,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m helpers.course demo
 
-## The whole test suite, notebooks included
-test: $(STAMP)
+## The Colab-mirror environment (.venv-colab): rebuilt only when its inputs change
+colab-mirror: $(STAMP)
+	$(PY) -m helpers.colab_mirror build
+
+## The whole test suite, notebooks included, also in the Colab mirror
+test: colab-mirror
 	$(PY) -m pytest -q
 
 ## Remove outputs and execution counts from the committed notebooks
