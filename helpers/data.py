@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+PROGRESS_FROM = 256  # folders with at least this many faces show a progress bar while loading (Drive reads are slow)
 
 
 def list_faces(folder: str | os.PathLike) -> list[Path]:
@@ -34,10 +35,43 @@ def list_faces(folder: str | os.PathLike) -> list[Path]:
     return sorted(paths)
 
 
-def load_faces(folder: str | os.PathLike, size: int, limit: int | None = None) -> np.ndarray:
-    """Kept faces of a folder as one uint8 array (N, size, size, 3), RGB. Unreadable files are skipped."""
+def require_faces(folder: str | os.PathLike, lesson: str = "02", instead: str | None = None) -> Path:
+    """The folder, if it holds kept faces; else stop the notebook with one sentence saying what to run first.
+
+    `instead` is the other way out, e.g. 'set QUICK = True to use the sample faces'.
+    """
+    from .env import LessonStop
+
+    folder = Path(folder)
+    found = list_faces(folder) if folder.is_dir() else []
+    if found:
+        return folder
+    rejected = 0
+    if (folder / "faces.csv").exists():
+        with open(folder / "faces.csv", newline="") as f:
+            rejected = sum(1 for r in csv.DictReader(f) if r.get("status", "") != "kept")
+    rejected = f" ({rejected} rejected in faces.csv)" if rejected else ""
+    how = f"run notebook {lesson} first" + (f", or {instead}" if instead else "")
+    raise LessonStop(f"No kept faces in {folder}{rejected}: {how}.")
+
+
+def _progress(items: list, desc: str, enabled: bool | None):
+    """tqdm.auto over `items` when asked, or by default for folders big enough to make someone wait."""
+    if enabled is False or (enabled is None and len(items) < PROGRESS_FROM):
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="face", leave=False)
+
+
+def load_faces(folder: str | os.PathLike, size: int, limit: int | None = None, progress: bool | None = None) -> np.ndarray:
+    """Kept faces of a folder as one uint8 array (N, size, size, 3), RGB. Unreadable files are skipped.
+
+    `progress`: None shows a bar for PROGRESS_FROM faces or more, True always, False never.
+    """
     images = []
-    for path in list_faces(folder)[:limit]:
+    paths = list_faces(folder)[:limit]
+    for path in _progress(paths, f"loading {Path(folder).name}", progress):
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
             continue
