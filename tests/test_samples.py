@@ -47,3 +47,13 @@ def test_second_fetch_reuses_files(samples):
 def test_unknown_sample_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="Unknown sample"):
         fetch_samples(tmp_path, ["nope.mp4"])
+
+
+def test_first_fetch_shows_progress_and_a_second_is_silent(samples, tmp_path, capsys):
+    folder = tmp_path / "fresh"
+    got = fetch_samples(folder, ["grace_hopper.jpg", "man.mp4"])  # from the cache: no network
+    assert sha256_of(got["man.mp4"]) == SAMPLES["man.mp4"][0]
+    err = capsys.readouterr().err
+    assert "sample data" in err and "2/2" in err
+    fetch_samples(folder, ["grace_hopper.jpg", "man.mp4"])
+    assert "sample data" not in capsys.readouterr().err
