@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoint import checkpoint_path, list_checkpoints, save_checkpoint
+from .checkpoint import checkpoint_path, list_checkpoints, list_weights, save_checkpoint
 
 KINDS = {"swap": "a face-swap autoencoder checkpoint (lesson 03)", "ugatit": "a U-GAT-IT checkpoint (lesson 04)"}
 LOADERS = {"swap": "load_swapper", "ugatit": "load_translator"}
@@ -65,10 +65,11 @@ def as_device(device: torch.device | str | None) -> torch.device:
 
 
 def inference_dtype(device: torch.device) -> torch.dtype | None:
-    """Autocast dtype for inference: bf16 where the GPU has it (Ampere+), fp16 on older GPUs (T4), float32 elsewhere."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
+    """Autocast dtype for inference: helpers.train's one policy, the same for both models and for training
+    (bf16 on Ampere and newer GPUs, fp16 on older ones such as the T4, float32 on a CPU)."""
+    from .train import autocast_dtype
+
+    return autocast_dtype(device, "auto")
 
 
 def _check_batch_size(batch_size) -> int:
@@ -296,10 +297,11 @@ def _wrong_kind(source: Path, found: str, wanted: str) -> WrongCheckpointKind:
 
 
 def _candidates(source: Path) -> list[Path]:
-    """Newest first: the run folder's ckpt-*.pt, else any .pt/.pth in it (official files, shared/)."""
+    """Newest step first: the run folder's ckpt-*.pt and weights-*.pt milestones, else any .pt/.pth in it (official files, shared/)."""
     if source.is_file():
         return [source]
-    found = [p for _, p in reversed(list_checkpoints(source))]
+    saved = list_checkpoints(source) + list_weights(source)
+    found = [p for _, p in sorted(saved, key=lambda sp: (sp[0], sp[1].name.startswith("ckpt-")), reverse=True)]
     if not found:
         loose = [p for p in source.rglob("*") if p.suffix.lower() in (".pt", ".pth") and p.is_file()]
         found = sorted(loose, key=lambda p: p.stat().st_mtime, reverse=True)
@@ -473,3 +475,53 @@ def fetch_shared_ugatit(url: str, run_dir: str | os.PathLike, sha256: str | None
         print(f"{run_dir} already has checkpoints; not downloading the shared one.")
         return None
     return fetch_checkpoint(url, run_dir, "ugatit", sha256)
+
+
+# ---------------------------------------------------------------- lesson 05's choice
+
+TOY_SAMPLES = (("woman", "woman.mp4", 8), ("man", "man.mp4", 1))  # (identity folder, sample video, every nth frame)
+
+
+def model_for_render(ws, mode: str = "swap", swap_run: str = "swap", ugatit_run: str = "ugatit", to: str = "A",
+                     direction: str = "A2B", quick: bool = False, detector="mtcnn") -> FaceModel:
+    """Lesson 05's face model: the kind `mode` asks for, else the other lesson's, else (quick) a toy swap trained now.
+
+    Without any trained model and outside quick mode it stops with one
+    sentence that names the notebook to run first.
+    """
+    from .env import LessonStop
+
+    if mode not in KINDS:
+        raise ValueError(f"mode must be 'swap' or 'ugatit', not {mode!r}")
+    device = as_device(ws.device)
+    runs = {"swap": ws.checkpoints / swap_run, "ugatit": ws.checkpoints / ugatit_run}
+    lesson = {"swap": "lesson 03", "ugatit": "lesson 04"}
+    for kind in [mode] + [k for k in KINDS if k != mode]:
+        try:
+            model = load_face_model(runs[kind], device, to=to, direction=direction)
+        except FileNotFoundError:
+            continue
+        if kind != mode:
+            print(f"No {KINDS[mode].split(' (')[0]} in {runs[mode]}: using {lesson[kind]}'s {model.name} instead.")
+        return model
+    if not quick:
+        raise LessonStop(
+            f"No trained model in this workspace ({runs['swap']} and {runs['ugatit']} are empty): run notebook 03 (face swap) "
+            "or notebook 04 (U-GAT-IT) first, set SHARED_CHECKPOINT_URL there, or set QUICK = True for a toy model.")
+    print(f"No swap checkpoint in {runs['swap']}: lesson 03 has not run in this workspace. "
+          "Training a toy model with SwapConfig.quick() so this lesson can run; run lesson 03 for a real one.")
+    return train_toy_swapper(ws, runs["swap"], to, detector)
+
+
+def train_toy_swapper(ws, folder: Path, to: str = "A", detector="mtcnn") -> Swapper:
+    """A few quick steps of lesson 03 on the sample identities: blurry, but every step of lesson 05 runs."""
+    from .faces import crop_video
+    from .samples import fetch_samples
+    from .swap import SwapConfig, train_swap
+
+    samples = fetch_samples(ws.samples)
+    for name, video, every in TOY_SAMPLES:
+        if not (ws.faces / name / "faces.csv").exists():
+            print(crop_video(samples[video], ws.faces / name, every=every, detector=detector))
+    train_swap(SwapConfig.quick(), ws.faces / "woman", ws.faces / "man", folder, ws.device)
+    return load_swapper(folder, ws.device, to=to)

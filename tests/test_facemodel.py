@@ -174,3 +174,17 @@ def test_direction_batch_size_and_img_size_are_checked(tmp_path):
     translator = load_translator(tmp_path / "ugatit", "cpu")
     with pytest.raises(ValueError, match="batch_size"):
         translator.translate(crops(), batch_size=0)
+
+
+def test_half_precision_weights_milestones_load_like_full_checkpoints(tmp_path):
+    from helpers.checkpoint import save_weights
+
+    torch.manual_seed(0)
+    model = FaceSwapAutoencoder(spec_for("tiny", 32))
+    save_weights(tmp_path / "swap", 7, {"model": model.state_dict(), "config": {"model": "tiny", "size": 32}})
+    nets = ugatit_networks()
+    save_weights(tmp_path / "ugatit", 9, {"nets": {n: nets[n].state_dict() for n in ("genA2B", "genB2A")}, "config": UGATIT_ARCH})
+    assert load_swapper(tmp_path / "swap", "cpu").step == 7
+    translator = load_face_model(tmp_path / "ugatit", "cpu")
+    assert isinstance(translator, Translator) and translator.step == 9
+    assert translator(crops()).shape == crops().shape
