@@ -97,3 +97,21 @@ def test_seamless_clone_and_faces_at_the_frame_edge_do_not_crash():
         assert out.shape == frame.shape and out.dtype == np.uint8
     far = alignment(LANDMARKS + (5000, 5000))  # entirely outside: nothing to do
     assert np.array_equal(blend_face(frame, crop, far, landmarks=LANDMARKS + (5000, 5000)), frame)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(size=0), "size"), (dict(size=-1), "size"), (dict(size=4), "size"),
+    (dict(erode=0.5), "erode"), (dict(erode=-0.1), "erode"), (dict(feather=float("nan")), "feather"),
+])
+def test_impossible_mask_settings_are_named_not_an_opencv_assertion(kwargs, match):
+    args = dict(size=SIZE, landmarks=None, kind="ellipse") | kwargs
+    with pytest.raises(ValueError, match=match):
+        face_mask(**args)
+
+
+def test_a_model_face_of_the_wrong_kind_is_named():
+    frame, m = scene(), alignment()
+    with pytest.raises(ValueError, match="new_crop"):
+        blend_face(frame, np.zeros((SIZE, SIZE, 3), np.float32), m, landmarks=LANDMARKS)
+    with pytest.raises(ValueError, match="new_crop"):
+        blend_face(frame, np.zeros((SIZE, SIZE // 2, 3), np.uint8), m, landmarks=LANDMARKS)

@@ -136,3 +136,153 @@ def test_bad_files_give_one_clear_error_naming_the_file(tmp_path, kind):
         with pytest.raises(VideoError) as err:
             read(path)
         assert str(path) in str(err.value)
+
+
+# --- frames_at: a few frames of a long video without decoding all of it --------------------------
+
+def barcode(i, size=(96, 48)):
+    """A frame whose index is written as 8 black/white stripes (bit 7 first): survives any codec."""
+    w, h = size
+    bits = [(i >> (7 - b)) & 1 for b in range(8)]
+    return np.repeat(np.array(bits, np.uint8) * 255, w // 8)[None, :, None].repeat(h, 0).repeat(3, 2)
+
+
+def read_barcode(image):
+    w = image.shape[1] // 8
+    bits = [int(image[:, b * w + 2:(b + 1) * w - 2].mean() > 127) for b in range(8)]
+    return sum(bit << (7 - b) for b, bit in enumerate(bits))
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """Ten seconds at 24 fps (240 frames), a key frame every second, as phones write."""
+    path = tmp_path_factory.mktemp("long") / "long.mp4"
+    return write_clip(path, [barcode(i) for i in range(240)], fps=24)
+
+
+def count_decoding(monkeypatch):
+    import helpers.video as video
+
+    decoded = []
+    real = video._decoded
+
+    def counting(container, stream):
+        for frame in real(container, stream):
+            decoded.append(frame.time)
+            yield frame
+
+    monkeypatch.setattr(video, "_decoded", counting)
+    return decoded
+
+
+def test_frames_at_returns_the_frames_asked_for_by_index_and_by_time(long_clip, monkeypatch):
+    from helpers.video import frames_at
+
+    assert [read_barcode(f.image) for f in iter_frames(long_clip, max_frames=3)] == [0, 1, 2]  # the code reads back
+    decoded = count_decoding(monkeypatch)
+    wanted = [230, 3, 120, 119]  # any order, neighbours too
+    frames = frames_at(long_clip, indices=wanted)
+    assert [read_barcode(f.image) for f in frames] == wanted
+    assert [f.index for f in frames] == wanted
+    assert [f.time for f in frames] == pytest.approx([i / 24 for i in wanted], abs=1e-3)
+    assert len(decoded) <= 4 * 25  # at most a key-frame interval each, not the 240 of the whole video
+
+    decoded.clear()
+    by_time = frames_at(long_clip, [0.0, 5.0, 5.02, 9.99, 60.0])  # 5.02 s is still frame 120; past the end: the last
+    assert [read_barcode(f.image) for f in by_time] == [0, 120, 120, 239, 239]
+    assert len(decoded) <= 5 * 25
+
+
+def test_frames_at_follows_a_variable_frame_rate(tmp_path):
+    from helpers.video import frames_at
+
+    times = [0.0, 0.1, 0.133, 0.3, 0.333, 0.5]
+    clip = write_clip(tmp_path / "vfr.mkv", [barcode(i) for i in range(6)], times=times)
+    got = frames_at(clip, [0.05, 0.2, 0.31, 0.5])  # the frame on screen at each time
+    assert [read_barcode(f.image) for f in got] == [0, 2, 3, 5]
+
+
+def test_frames_at_reads_rotated_phone_clips_upright(tmp_path, portrait):
+    from helpers.video import frames_at
+
+    path = write_clip(tmp_path / "phone.mp4", [np.rot90(portrait, k=1)] * 3, fps=10, rotation=-90)
+    assert frames_at(path, indices=[1])[0].image.shape == portrait.shape
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda f, p: f(p), "either times"),
+    (lambda f, p: f(p, [1.0], indices=[1]), "either times"),
+    (lambda f, p: f(p, [-1.0]), "time"),
+    (lambda f, p: f(p, [float("nan")]), "time"),
+    (lambda f, p: f(p, indices=[-2]), "indices"),
+    (lambda f, p: f(p, indices=[1.5]), "indices"),
+])
+def test_frames_at_refuses_bad_requests(long_clip, call, match):
+    from helpers.video import frames_at
+
+    with pytest.raises(ValueError, match=match):
+        call(frames_at, long_clip)
+
+
+# --- argument checks: a clear error at once, not a traceback from inside ffmpeg --------------------
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(every=0), "every"), (dict(every=-3), "every"), (dict(every=1.5), "every"),
+    (dict(max_frames=0), "max_frames"), (dict(max_frames=-1), "max_frames"),
+])
+def test_iter_frames_checks_its_arguments(tmp_path, kwargs, match):
+    clip = write_clip(tmp_path / "c.mp4", [np.zeros((48, 64, 3), np.uint8)] * 3, fps=10)
+    with pytest.raises(ValueError, match=match):
+        next(iter_frames(clip, **kwargs))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(width=0), "width"), (dict(height=-2), "height"), (dict(rate=-1), "rate"), (dict(rate=float("inf")), "rate"),
+    (dict(crf=60), "crf"), (dict(preset="fastest"), "preset"), (dict(audio_from="no/such/file.mp4"), "audio_from"),
+])
+def test_video_writer_checks_its_arguments_and_leaves_no_file(tmp_path, kwargs, match):
+    args = dict(path=tmp_path / "out.mp4", width=64, height=48) | kwargs
+    with pytest.raises(ValueError, match=match):
+        VideoWriter(**args)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_video_writer_refuses_a_folder_and_an_unreadable_sound_source(tmp_path):
+    (tmp_path / "out").mkdir()
+    with pytest.raises(ValueError, match="is a folder"):
+        VideoWriter(tmp_path / "out", 64, 48)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video")
+    with pytest.raises(VideoError, match="notes.txt"):
+        VideoWriter(tmp_path / "x.mp4", 64, 48, audio_from=notes)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "out"]  # no temporary file left
+
+
+@pytest.mark.parametrize("image,match", [
+    (np.zeros((48, 64, 3), np.float32), "uint8"), (np.zeros((48, 64), np.uint8), "uint8"),
+    (np.zeros((48, 64, 4), np.uint8), "uint8"), ([[0, 0, 0]], "uint8"),
+])
+def test_writing_a_frame_of_the_wrong_kind_is_named(tmp_path, image, match):
+    with pytest.raises(ValueError, match=match):
+        with VideoWriter(tmp_path / "out.mp4", 64, 48) as w:
+            w.write(image)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writing_at_an_impossible_time_is_named(tmp_path):
+    with pytest.raises(ValueError, match="time"):
+        with VideoWriter(tmp_path / "out.mp4", 64, 48) as w:
+            w.write(np.zeros((48, 64, 3), np.uint8), time=float("nan"))
+    with pytest.raises(ValueError, match="duration"):
+        with VideoWriter(tmp_path / "out.mp4", 64, 48) as w:
+            w.write(np.zeros((48, 64, 3), np.uint8), duration=-1.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_clip_checks_its_images(tmp_path):
+    with pytest.raises(ValueError, match="at least one image"):
+        write_clip(tmp_path / "a.mp4", [])
+    with pytest.raises(ValueError, match="same size"):
+        write_clip(tmp_path / "b.mp4", [np.zeros((48, 64, 3), np.uint8), np.zeros((40, 64, 3), np.uint8)])
+    with pytest.raises(ValueError, match="increasing"):
+        write_clip(tmp_path / "c.mp4", [np.zeros((48, 64, 3), np.uint8)] * 2, times=[0.5, 0.1])
