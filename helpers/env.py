@@ -150,11 +150,33 @@ def describe_device(device: torch.device, platform: str) -> str:
     return f"Device: CPU ({os.cpu_count()} cores, {platform}) - training will be slow; QUICK mode is fine.{hint}"
 
 
-def show_device(ws: "Workspace") -> str:
-    """Print (and return) the device line of the notebooks' device cell."""
-    line = describe_device(ws.device, ws.platform)
-    print(line)
-    return line
+def _ram_gib() -> float | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):  # not on Linux/macOS
+        return None
+
+
+def device_summary(device: torch.device | str, platform: str) -> list[str]:
+    """What the device cell shows: the GPU with its memory and number formats, or the CPU and how to get a GPU."""
+    device = torch.device(device)
+    ram = _ram_gib()
+    host = f"{os.cpu_count()} CPU cores" + (f", {ram:.1f} GiB RAM" if ram else "")
+    lines = [describe_device(device, platform)]
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        bf16 = torch.cuda.is_bf16_supported()
+        lines.append(f"Compute capability {major}.{minor}; mixed precision: {'bf16' if bf16 else 'fp16 with a grad scaler'}; host: {host}.")
+    else:
+        lines.append(f"Host: {host}.")
+    return lines
+
+
+def show_device(ws: "Workspace") -> list[str]:
+    """Print (and return) the lines of the notebooks' device cell."""
+    lines = device_summary(ws.device, ws.platform)
+    print("\n".join(lines))
+    return lines
 
 
 def check_training_device(device: torch.device | str, quick: bool, allow_cpu: bool = False, platform: str | None = None) -> None:

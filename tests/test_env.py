@@ -118,8 +118,9 @@ def test_quick_runs_gpus_and_the_override_never_stop():
 
 def test_device_cell_names_what_it_found(capsys):
     ws = env.Workspace(root=env.Path("."), platform="colab", device=torch.device("cpu"))
-    line = env.show_device(ws)
-    assert line in capsys.readouterr().out and "CPU" in line and "Change runtime type" in line
+    lines = env.show_device(ws)
+    assert capsys.readouterr().out.splitlines() == lines
+    assert "CPU" in lines[0] and "Change runtime type" in lines[0] and "cores" in lines[1]
     if torch.cuda.is_available():
-        gpu = env.describe_device(torch.device("cuda"), "local")
-        assert torch.cuda.get_device_name() in gpu and "GiB" in gpu
+        gpu = env.device_summary(torch.device("cuda"), "local")
+        assert torch.cuda.get_device_name() in gpu[0] and "GiB" in gpu[0] and "mixed precision" in gpu[1]
