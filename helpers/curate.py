@@ -136,15 +136,9 @@ class CurationGrid:
         self._count()
 
     def _ipython_display_(self):
-        import sys
-
         from IPython.display import display
 
-        if "google.colab" in sys.modules:  # Colab draws ipywidgets 8 through its custom widget manager
-            try:
-                from google.colab import output
+        from .viz import enable_colab_widgets
 
-                output.enable_custom_widget_manager()
-            except (ImportError, AttributeError):
-                pass
+        enable_colab_widgets()  # Colab needs it for ipywidgets 8 only
         display(self.widget)

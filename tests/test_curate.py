@@ -73,3 +73,57 @@ def test_restoring_a_face_rejected_by_a_filter(folder):
 def test_folder_without_faces_csv_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="crop faces"):
         CurationGrid(tmp_path)
+
+
+def test_thumbnails_are_small_jpegs(folder):
+    grid = CurationGrid(folder, page_size=4, thumb=64)
+    images = [tile.children[0] for tile in grid.grid.children]
+    assert len(images) == 4 and all(im.value[:2] == b"\xff\xd8" and im.format == "jpeg" for im in images)
+    assert all(len(im.value) < 10_000 and str(im.width) == "64" for im in images)
+
+
+@pytest.mark.parametrize("version, enabled", [("7.7.1", False), ("8.1.5", True)])
+def test_colab_custom_widget_manager_only_for_ipywidgets_8(folder, monkeypatch, version, enabled):
+    """Colab ships ipywidgets 7.7.1 and draws it itself; only 8 needs the custom manager."""
+    import sys
+    import types
+
+    import IPython.display
+
+    from helpers import viz
+
+    calls, shown = [], []
+    colab = types.ModuleType("google.colab")
+    colab.output = types.SimpleNamespace(enable_custom_widget_manager=lambda: calls.append(1))
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: shown.extend(objs))
+    monkeypatch.setattr(viz, "_colab_widgets_enabled", False)
+    monkeypatch.setattr("ipywidgets.__version__", version)
+    grid = CurationGrid(folder, page_size=4)
+    grid._ipython_display_()
+    grid._ipython_display_()
+    assert len(calls) == int(enabled) and shown == [grid.widget, grid.widget]
+
+
+def test_no_widget_manager_outside_colab(monkeypatch):
+    import sys
+
+    from helpers import viz
+
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setattr(viz, "_colab_widgets_enabled", False)
+    monkeypatch.setattr("ipywidgets.__version__", "8.1.5")
+    assert viz.enable_colab_widgets() is False
+
+
+def test_progress_bar_widget_on_this_ipywidgets():
+    """tqdm.auto's notebook bar (every long loop of the course) builds and fills on ipywidgets 7 and 8."""
+    from tqdm.notebook import tqdm
+
+    bar = tqdm(total=4, desc="faces", display=False)
+    bar.update(4)
+    bar.refresh()
+    label, progress, counts = bar.container.children
+    assert progress.value == progress.max == 4 and "faces" in label.value and "4/4" in counts.value
+    bar.close()
+    assert progress.bar_style == "success"
