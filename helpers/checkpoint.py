@@ -43,6 +43,7 @@ first so Drive's trash does not keep its bytes.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import re
@@ -62,6 +63,9 @@ NAME_RE = re.compile(r"^ckpt-(\d{9})\.pt$")
 WEIGHTS_NAME = "weights-{step:09d}.pt"
 WEIGHTS_RE = re.compile(r"^weights-(\d{9})\.pt$")
 HALF_MAX = float(torch.finfo(torch.float16).max)
+# read errors that say nothing about the file's content: such a file is kept, not judged
+TRANSIENT_ERRNOS = {getattr(errno, n) for n in ("EIO", "EAGAIN", "EINTR", "ETIMEDOUT", "ENOTCONN", "ESTALE", "EBUSY",
+                                                 "EACCES", "EPERM", "ENOMEM", "EMFILE", "ENFILE") if hasattr(errno, n)}
 
 
 # ---------------------------------------------------------------- RNG state
@@ -163,12 +167,12 @@ def _probe(path: Path, step: int) -> str:
     try:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as exc:
-            if "mmap can only be used" not in str(exc):
-                raise
-            state = torch.load(path, map_location="cpu", weights_only=True)  # an old (non-zip) file format
-    except OSError:
-        return "unknown"  # e.g. a Drive hiccup: do not delete what may be a good file
+        except Exception:  # no mmap here (old file format, some FUSE mounts): a plain load says what is wrong
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        if exc.errno in TRANSIENT_ERRNOS:
+            return "unknown"  # e.g. a Drive hiccup: do not delete what may be a good file
+        return "corrupt"  # torch reports a truncated zip as EINVAL
     except Exception:
         return "corrupt"
     if not isinstance(state, dict) or state.get("step") != step:
