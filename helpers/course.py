@@ -8,8 +8,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,45 +40,67 @@ def run_notebook(
     parameters: dict | None = None,
     workspace: str | os.PathLike | None = None,
     timeout: int = 1800,
+    python: str | os.PathLike | None = None,
 ) -> Path:
     """Execute a notebook top to bottom in a fresh Jupyter kernel; raise on the first failing cell.
 
     `parameters` override the cell tagged `parameters` (papermill); `workspace`
-    becomes $POLYJUICE_WORKSPACE for the kernel.
+    becomes $POLYJUICE_WORKSPACE for the kernel. The kernel runs in this
+    interpreter (the venv) unless `python` names another one, e.g. the Colab
+    mirror's (it needs ipykernel).
     """
     import papermill
 
     path, output = Path(path), Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    saved = os.environ.get("POLYJUICE_WORKSPACE")
+    python = Path(python or sys.executable)
+    env = {
+        # figures must land in the executed notebook as in Jupyter, whatever the caller's backend is
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        # a `python` the notebook starts is the kernel's interpreter, whatever `python` means on PATH
+        "PATH": str(python.parent) + os.pathsep + os.environ.get("PATH", ""),
+    }
     if workspace is not None:
-        os.environ["POLYJUICE_WORKSPACE"] = str(Path(workspace).resolve())
-    saved_backend = os.environ.get("MPLBACKEND")
-    # figures must land in the executed notebook as in Jupyter, whatever the caller's backend is
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    # the kernel must be this interpreter (the venv), whatever `python` means on PATH
-    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
-    try:
+        env["POLYJUICE_WORKSPACE"] = str(Path(workspace).resolve())
+    with tempfile.TemporaryDirectory() as specs, environ(**env, JUPYTER_PATH=kernel_path(specs, python)):
         papermill.execute_notebook(
             str(path),
             str(output),
             parameters=parameters or {},
-            kernel_name="python3",
+            kernel_name=KERNEL,
+            language="python",
             cwd=str(REPO),
             execution_timeout=timeout,
             progress_bar=False,
         )
-    finally:
-        if saved_backend is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = saved_backend
-        if workspace is not None:
-            if saved is None:
-                os.environ.pop("POLYJUICE_WORKSPACE", None)
-            else:
-                os.environ["POLYJUICE_WORKSPACE"] = saved
     return output
+
+
+KERNEL = "polyjuice-course"
+
+
+def kernel_path(folder: str, python: Path) -> str:
+    """A JUPYTER_PATH on which kernel KERNEL runs `python`; jupyter_client maps a bare "python" to its own interpreter."""
+    spec = Path(folder) / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    argv = [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "Python 3", "language": "python"}))
+    return os.pathsep.join([folder, *filter(None, [os.environ.get("JUPYTER_PATH")])])
+
+
+@contextlib.contextmanager
+def environ(**values: str):
+    """Set environment variables for the block, then put back what was there."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def has_outputs(path: str | os.PathLike) -> bool:

@@ -50,3 +50,22 @@ def test_notebook_runs_top_to_bottom(path, course_workspace, monkeypatch):
     )
     assert pictures >= 2, f"{path.name} showed {pictures} pictures: a lesson shows what each step made"
     assert (course_workspace / "checkpoints").is_dir()
+
+
+def test_run_notebook_uses_this_interpreter_and_restores_the_environment(tmp_path):
+    import os
+    import sys
+
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("QUICK = False", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import os, sys\nprint(sys.executable, os.environ['POLYJUICE_WORKSPACE'], QUICK)"),
+    ]
+    nbformat.write(nb, str(tmp_path / "tiny.ipynb"))
+    before = {k: os.environ.get(k) for k in ("PATH", "MPLBACKEND", "JUPYTER_PATH", "POLYJUICE_WORKSPACE")}
+    out = run_notebook(tmp_path / "tiny.ipynb", tmp_path / "out.ipynb", {"QUICK": True}, tmp_path / "ws")
+    printed = nbformat.read(str(out), as_version=4).cells[-1].outputs[0]["text"].split()
+    assert printed == [sys.executable, str((tmp_path / "ws").resolve()), "True"]
+    assert {k: os.environ.get(k) for k in before} == before
