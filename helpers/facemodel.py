@@ -377,6 +377,29 @@ def _check_img_size(img_size) -> int:
     return int(img_size)
 
 
+def describe_architecture(arch: dict) -> str:
+    """'a light U-GAT-IT at 256 px (ch 64, 4 blocks)': for messages."""
+    return f"a {'light' if arch['light'] else 'full'} U-GAT-IT at {arch['img_size']} px (ch {arch['ch']}, {arch['n_res']} blocks)"
+
+
+def pretrained_networks(path: str | os.PathLike, img_size: int = 256) -> tuple[dict, dict]:
+    """(the six networks' state dicts, their architecture) from one U-GAT-IT file, ours or official, any torch format.
+
+    `img_size` is the size assumed for light official files, which do not record it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No U-GAT-IT checkpoint file at {path}: fetch one with fetch_shared_checkpoint, or pass the path of a .pt file.")
+    state = read_weights(path)
+    kind = checkpoint_kind(state)
+    if kind == "swap":
+        raise _wrong_kind(path, "swap", "ugatit")
+    nets = state.get("nets", state) if isinstance(state, dict) else None
+    if kind is None or not all(n in nets for n in UGATIT_NETS):
+        raise ValueError(f"{path.name} is not a full U-GAT-IT checkpoint: it lacks the six networks {list(UGATIT_NETS)} (a weights-*.pt milestone holds only the generators: use load_translator).")
+    return nets, ugatit_architecture(state, img_size)
+
+
 def load_translator(source: str | os.PathLike, device=None, direction: str = "A2B", img_size: int | None = None,
                     batch_size: int = 8) -> Translator:
     """A Translator from a run folder (newest readable checkpoint), one of our checkpoint files,
