@@ -105,11 +105,11 @@ def baseline_step_fn(args, device: torch.device):
 # ---------------------------------------------------------------- (b) ours
 
 def ours_step_fn(args, device: torch.device):
-    from helpers.swap import SwapConfig, _Trainer
+    from helpers.swap import SwapConfig, SwapTrainer
 
     cfg = SwapConfig(model=args.model, size=args.size, batch_size=args.batch, channels_last=args.channels_last, amp=args.amp)
     faces = [random_faces(args.faces, args.size, seed) for seed in (0, 1)]
-    trainer = _Trainer(cfg, faces[0], faces[1], Path("."), device)
+    trainer = SwapTrainer(cfg, faces[0], faces[1], Path("."), device)
     return trainer.train_step
 
 

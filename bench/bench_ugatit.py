@@ -47,17 +47,12 @@ def run_one(model: str, variant: str, device: str, steps: int, size: int, compil
     cfg = UGATITConfig(
         domain_a=("a",), domain_b=("b",), img_size=size, light=model == "light", holdout=0,
         reference_mode=variant == "reference", compile=compile_ and variant == "ours",
-        log_every=10**9, sample_every=0, kid_every=0, ckpt_every=0, ckpt_minutes=0,
+        log_every=10**9, preview_every=0, kid_every=0, save_every=0, save_minutes=0,
     )
     with tempfile.TemporaryDirectory() as tmp:
         faces = fake_faces(Path(tmp) / "faces", size)
         trainer = Trainer(cfg, faces, Path(tmp) / "run", device, resume=False, quiet=True)
-        step = iter(range(1, 10**9))
-
-        def one_step():
-            s = next(step)
-            trainer._set_lr(s)
-            trainer._sums += trainer.train_step(trainer.stream_a.batch(s, trainer.channels_last), trainer.stream_b.batch(s, trainer.channels_last))
+        one_step = trainer.train_step  # batches, learning rate and one update of step trainer.step + 1
 
         reset_peak_memory(device)
         seconds = time_runs(one_step, repeat=steps, warmup=2 if device != "cpu" or compile_ else 1, device=device)

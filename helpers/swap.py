@@ -31,9 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import list_checkpoints, load_checkpoint, load_latest, save_checkpoint
 from .models.autoencoder import FaceSwapAutoencoder, IDENTITIES, spec_for
-from .train import RunResult, autocast, autocast_dtype, enable_tf32, fit, init_distributed, make_adam, make_scaler, make_timelapse, pick_device, rank_slice, use_channels_last, world_size
+from .train import RunResult, autocast, autocast_dtype, enable_tf32, fit, init_distributed, make_adam, make_scaler, pick_device, rank_slice, split_holdout, use_channels_last, world_size
 from .warp import augment, colour_shift
 
 LOG_COLUMNS = ["step", "train_A", "train_B", "heldout_A", "heldout_B", "images_per_s", "minutes"]
@@ -109,15 +108,6 @@ def as_face_tensor(faces, size: int, device: torch.device, limit: int | None = N
         x = F.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         x = x.round().clamp(0, 255).to(torch.uint8)
     return x.contiguous().to(device)
-
-
-def split_holdout(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train, held-out) indices: a fixed random `fraction` is never trained on. Both keep at least one face."""
-    if n < 2:
-        raise ValueError(f"Need at least 2 faces per identity to train and check, got {n}.")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_out = min(max(1, round(n * fraction)), n - 1) if fraction > 0 else 0
-    return order[n_out:].sort().values, order[:n_out].sort().values
 
 
 def _split_seed(cfg: "SwapConfig", identity: str) -> int:
@@ -335,6 +325,10 @@ class SwapTrainer:
                      "world_size": world_size()},
             "log": {"loss_sum": self.loss_sum.detach().cpu(), "loss_count": self.loss_count, "elapsed": self.elapsed},
         }
+
+    def inference_state(self) -> dict:
+        """What a milestone keeps: the weights and the config (helpers.checkpoint stores them in half precision)."""
+        return {"model": self.model.state_dict(), "config": asdict(self.cfg)}
 
     def load_state(self, state: dict) -> None:
         _check_same_architecture(state["config"], self.cfg, self.folder)

@@ -43,7 +43,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .checkpoint import load_latest, save_checkpoint
+from . import storage
+from .checkpoint import Checkpointer, load_latest
+from .storage import remove
 
 
 # ---------------------------------------------------------------- device and precision policy
@@ -191,39 +193,26 @@ def _collective_device() -> torch.device:
     return torch.device("cpu")
 
 
+# ---------------------------------------------------------------- data
+
+def split_holdout(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, held-out) indices: a fixed random `fraction` of the faces is never trained on.
+
+    The same rule in both lessons: at least one face held out when `fraction` > 0,
+    at least one left to train on."""
+    if n < 2:
+        raise ValueError(f"Need at least 2 faces per identity to train and check, got {n}.")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_out = min(max(1, round(n * fraction)), n - 1) if fraction > 0 else 0
+    return order[n_out:].sort().values, order[:n_out].sort().values
+
+
+
 # ---------------------------------------------------------------- files that survive a kill
-
-def remove(path: str | os.PathLike) -> None:
-    """Delete a file the Drive way (emptied first, so the trash keeps 0 bytes); helpers.storage decides."""
-    try:
-        from .storage import remove as storage_remove
-    except ImportError:  # pragma: no cover - helpers.storage not there yet
-        storage_remove = None
-    if storage_remove is not None:
-        storage_remove(path)
-        return
-    path = Path(path)
-    with contextlib.suppress(FileNotFoundError):
-        os.truncate(path, 0)
-        path.unlink()
-
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write to a temp name in the same folder, fsync, rename: a kill leaves the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            remove(tmp)
-        raise
-    return path
+    return storage.atomic_write(path, lambda f: f.write(data), expected_size=len(data))
 
 
 def write_picture(path: str | os.PathLike, rgb: np.ndarray) -> Path:
@@ -257,10 +246,10 @@ def trim_pictures(folder: str | os.PathLike, step: int) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    gone = [p for p in pictures_in(folder) if picture_step(p) > step] + list(folder.glob(".*.tmp"))
+    gone = [p for p in pictures_in(folder) if picture_step(p) > step]
     for p in gone:
         remove(p)
-    return gone
+    return gone + storage.clean_stale_temp_files(folder)
 
 
 class CsvLog:
@@ -597,12 +586,15 @@ def fit(task, steps: int | None = None, progress: bool = True, show: bool = Fals
                 view.picture(path)
                 board.picture(Path(rel).parent.name or "picture", rgb, task.step)
 
+    checkpointer = Checkpointer(folder, cfg.save_every, cfg.save_minutes, cfg.keep_last, cfg.milestone_every or None,
+                                say=print if main else None)
+
     def save() -> None:
         nonlocal saved_at
         _check_finite(task, "before a save")
         state = task.state()  # every rank: a collective may gather it
-        if main:
-            save_checkpoint(folder, task.step, state, cfg.keep_last, cfg.milestone_every or None)
+        if main:  # milestones keep only what inference needs, in half precision
+            checkpointer.save(task.step, state, weights=getattr(task, "inference_state", None))
         barrier()
         saves.done()
         saved_at = task.step

@@ -28,13 +28,7 @@ so the benchmark can compare like with like.
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import math
 import os
-import signal
-import threading
-import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,8 +40,26 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoint import Checkpointer, list_checkpoints, restore_rng
+from .checkpoint import restore_rng
 from .data import load_faces
+from .train import (
+    Hook,
+    RunResult,
+    autocast,
+    autocast_dtype,
+    average_gradients,
+    enable_tf32,
+    fit,
+    init_distributed,
+    make_adam,
+    make_scaler,
+    make_timelapse,  # noqa: F401  (the lesson's timelapse: make_timelapse(run_dir / "timelapse"))
+    pictures_in,
+    rank_slice,
+    split_holdout,
+    world_size,
+    write_picture,
+)
 from .models.ugatit import (
     NET_NAMES,
     RhoClipper,
@@ -75,7 +87,7 @@ class UGATITConfig:
     img_size: int = 256
     load_size: int | None = None  # resize before the random crop; None = img_size * 286 / 256 (official: 286 for 256)
     flip: bool = True
-    holdout: int = 50  # faces per domain kept out of training, for sample grids, the timelapse and KID
+    holdout: float = 0.1  # fraction of each domain never trained on (sample grids, timelapse, KID); as in helpers.swap
     # networks
     light: bool = False
     ch: int = 64
@@ -98,13 +110,15 @@ class UGATITConfig:
     reference_mode: bool = False  # the official per-step work, for honest speed comparisons
     # watching and saving
     log_every: int = 100
-    sample_every: int = 1000  # official print_freq
+    log_minutes: float | None = None  # also a log row this often (None: by steps only)
+    preview_every: int = 1000  # sample grid + timelapse frame; official print_freq
+    preview_minutes: float | None = None
     kid_every: int = 10_000
     kid_subsets: int = 100
-    ckpt_every: int = 1000
-    ckpt_minutes: float = 10.0
+    save_every: int = 1000
+    save_minutes: float = 10.0  # and at least this often: a Colab session can end at any moment
     keep_last: int = 3
-    milestone_every: int = 100_000  # official save_freq: these checkpoints are never pruned
+    milestone_every: int | None = 100_000  # official save_freq: kept for good (None: no milestones)
     seed: int = 0
 
     @classmethod
@@ -112,8 +126,8 @@ class UGATITConfig:
         """A CPU smoke run: real faces (woman + man) -> cartoon at 64 px, light model, a few steps."""
         base = dict(
             domain_a=("woman", "man"), domain_b=("cartoon",), img_size=64, light=True, ch=16,
-            iterations=16, holdout=8, log_every=2, sample_every=8, kid_every=8, kid_subsets=20,
-            ckpt_every=8, ckpt_minutes=5.0, keep_last=2, milestone_every=0,
+            iterations=16, holdout=0.2, log_every=2, preview_every=8, kid_every=8, kid_subsets=20,
+            save_every=8, save_minutes=5.0, keep_last=2, milestone_every=None,
         )
         base.update(overrides)
         return cls(**base)
@@ -126,6 +140,8 @@ class UGATITConfig:
             raise ValueError(f"amp must be 'auto', 'bf16', 'fp16' or 'off', got {self.amp!r}")
         if self.iterations < 1 or self.batch_size < 1:
             raise ValueError("iterations and batch_size must be at least 1")
+        if not 0 <= self.holdout < 1:
+            raise ValueError(f"holdout is the fraction of faces kept out of training, in [0, 1); got {self.holdout}")
 
     @property
     def crop_from(self) -> int:
@@ -145,20 +161,6 @@ def official_lr(step: int, cfg: UGATITConfig) -> float:
     if not cfg.decay_flag or step <= half or half == 0:
         return cfg.lr
     return max(0.0, cfg.lr - cfg.lr / half * (step - half))
-
-
-def pick_amp(cfg: UGATITConfig, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype for this device, or None for float32."""
-    if cfg.reference_mode or cfg.amp == "off":
-        return None
-    if cfg.amp == "bf16":
-        return torch.bfloat16
-    if cfg.amp == "fp16":
-        return torch.float16
-    if device.type != "cuda":
-        return None  # CPU autocast is slower than float32 on most CPUs
-    major, _ = torch.cuda.get_device_capability(device)
-    return torch.bfloat16 if major >= 8 else torch.float16  # T4/V100 emulate bf16 slowly: fp16 + scaler there
 
 
 # ---------------------------------------------------------------- data
@@ -197,15 +199,13 @@ def ensure_faces(faces_root: str | os.PathLike, names: Sequence[str], samples_di
     return done
 
 
-def _load_domain(faces_root: Path, names: Sequence[str], crop_from: int, img_size: int, holdout: int):
+def _load_domain(faces_root: Path, names: Sequence[str], crop_from: int, img_size: int, holdout: float, seed: int):
     """Training faces (uint8 N,3,L,L tensor at the pre-crop size) and held-out faces (uint8 N,S,S,3 at img_size)."""
     faces = np.concatenate([load_faces(faces_root / n, crop_from) for n in names])
-    n_hold = min(holdout, len(faces) // 5)
-    if len(faces) - n_hold < 1:
+    if len(faces) < 2:
         raise ValueError(f"Too few faces in {list(names)} ({len(faces)}): crop more in notebook 02.")
-    hold_idx = np.unique(np.linspace(0, len(faces) - 1, n_hold).round().astype(int)) if n_hold else np.array([], int)
-    keep = np.setdiff1d(np.arange(len(faces)), hold_idx)
-    held = np.stack([cv2.resize(f, (img_size, img_size), interpolation=cv2.INTER_AREA) for f in faces[hold_idx]]) if n_hold else np.zeros((0, img_size, img_size, 3), np.uint8)
+    keep, hold_idx = (t.numpy() for t in split_holdout(len(faces), holdout, seed))
+    held = np.stack([cv2.resize(f, (img_size, img_size), interpolation=cv2.INTER_AREA) for f in faces[hold_idx]]) if len(hold_idx) else np.zeros((0, img_size, img_size, 3), np.uint8)
     train = torch.from_numpy(faces[keep]).permute(0, 3, 1, 2).contiguous()
     return train, held
 
@@ -286,61 +286,35 @@ def _l1(x, y):
     return F.l1_loss(x.float(), y.float())
 
 
-# ---------------------------------------------------------------- interrupts
-
-@contextlib.contextmanager
-def deferred_interrupt():
-    """Turn the first Ctrl-C (Jupyter's stop button) into a flag the loop reads between steps.
-
-    A step interrupted half-way would leave the discriminators updated and the
-    generators not; finishing the step and then saving keeps the checkpoint
-    consistent. A second Ctrl-C interrupts at once. Outside the main thread
-    there is no signal handler and KeyboardInterrupt is caught by the caller.
-    """
-    flag = {"hit": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: flag["hit"]
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum, frame):
-        if flag["hit"]:
-            signal.signal(signal.SIGINT, previous)
-            raise KeyboardInterrupt
-        flag["hit"] = True
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield lambda: flag["hit"]
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 # ---------------------------------------------------------------- the trainer
 
 class Trainer:
     """Six networks, two optimisers, the data and the run folder; `train()` continues where it stopped.
 
     Run folder: ckpt-*.pt (full state), log.csv (losses), kid.csv, samples/*.png
-    (grids with CAM heatmaps), timelapse/*.png (fixed selfies over time).
+    (grids with CAM heatmaps), timelapse/*.png (fixed selfies over time). The
+    loop itself is `helpers.train.fit`; this class holds what is U-GAT-IT's own.
+    Constructing it reads the newest checkpoint (so `trainer.step` is known) but
+    touches no file: logs and pictures follow the checkpoint when `train()` starts.
     """
+
+    picture_dirs = ("samples", "timelapse")
+    timelapse_dir = "timelapse"
 
     def __init__(self, cfg: UGATITConfig, faces_root: str | os.PathLike, run_dir: str | os.PathLike, device: torch.device | str | None = None, resume: bool = True, quiet: bool = False):
         self.cfg = cfg
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = init_distributed(device)
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.quiet = quiet
-        self.amp_dtype = pick_amp(cfg, self.device)
+        self.amp_dtype = None if cfg.reference_mode else autocast_dtype(self.device, cfg.amp)
         self.channels_last = cfg.channels_last and not cfg.reference_mode and self.device.type == "cuda"
-        if self.device.type == "cuda" and not cfg.reference_mode:
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+        if not cfg.reference_mode:
+            enable_tf32(self.device)
 
         # data
         faces_root = Path(faces_root)
-        train_a, self.held_a = _load_domain(faces_root, cfg.domain_a, cfg.crop_from, cfg.img_size, cfg.holdout)
-        train_b, self.held_b = _load_domain(faces_root, cfg.domain_b, cfg.crop_from, cfg.img_size, cfg.holdout)
+        train_a, self.held_a = _load_domain(faces_root, cfg.domain_a, cfg.crop_from, cfg.img_size, cfg.holdout, cfg.seed)
+        train_b, self.held_b = _load_domain(faces_root, cfg.domain_b, cfg.crop_from, cfg.img_size, cfg.holdout, cfg.seed + 1)
         self.stream_a = FaceStream(train_a, cfg.img_size, cfg.batch_size, cfg.seed, 0, cfg.flip, self.device)
         self.stream_b = FaceStream(train_b, cfg.img_size, cfg.batch_size, cfg.seed, 1, cfg.flip, self.device)
 
@@ -352,12 +326,12 @@ class Trainer:
         self.run = {n: self.nets[n] for n in NET_NAMES}
         if cfg.compile and not cfg.reference_mode:
             self.run = {n: torch.compile(self.nets[n], dynamic=False) for n in NET_NAMES}  # two batch sizes: two graphs
-        fused = {"fused": True} if self.device.type == "cuda" and not cfg.reference_mode else {}
-        gen_params = [p for n in ("genA2B", "genB2A") for p in self.nets[n].parameters()]
+        fused = not cfg.reference_mode
+        self.gen_params = [p for n in ("genA2B", "genB2A") for p in self.nets[n].parameters()]
         self.dis_params = [p for n in ("disGA", "disGB", "disLA", "disLB") for p in self.nets[n].parameters()]
-        self.opt_g = torch.optim.Adam(gen_params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, **fused)
-        self.opt_d = torch.optim.Adam(self.dis_params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, **fused)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.opt_g = make_adam(self.gen_params, self.device, cfg.lr, cfg.betas, cfg.weight_decay, fused)
+        self.opt_d = make_adam(self.dis_params, self.device, cfg.lr, cfg.betas, cfg.weight_decay, fused)
+        self.scaler = make_scaler(self.device, self.amp_dtype)
         self.rhos = rho_parameters(self.nets["genA2B"]) + rho_parameters(self.nets["genB2A"])
 
         # progress
@@ -365,14 +339,22 @@ class Trainer:
         self.lr = cfg.lr
         self._sums = torch.zeros(len(LOSS_NAMES), device=self.device)
         self._count = 0
-        self._interval_start = time.perf_counter()
-        self.checkpointer = Checkpointer(self.run_dir, cfg.ckpt_every, cfg.ckpt_minutes, cfg.keep_last, cfg.milestone_every or None)
         self.kid_name = None
         self._kid_features = None
+        self.hooks = [Hook("kid", self.kid, every=cfg.kid_every)] if cfg.kid_every else []
+        self.loaded = False
         if resume:
             self.resume()
 
     # ------------------------------------------------------------ state
+
+    @property
+    def folder(self) -> Path:
+        return self.run_dir
+
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.iterations
 
     def say(self, *args):
         if not self.quiet:
@@ -387,22 +369,22 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "lr": float(self.lr),
             "config": asdict(self.cfg),
-            "data": {"seed": self.cfg.seed, "n_a": self.stream_a.n, "n_b": self.stream_b.n},
+            "data": {"seed": self.cfg.seed, "n_a": self.stream_a.n, "n_b": self.stream_b.n, "world_size": world_size()},
             "log": {"sums": self._sums.detach().cpu().clone(), "count": self._count},
         }
 
-    def save(self) -> Path:
-        if self._count and not torch.isfinite(self._sums).all():
-            raise FloatingPointError(f"Losses are not finite near step {self.step}; not saving. The last good checkpoint is in {self.run_dir}.")
-        path = self.checkpointer.save(self.step, self.state())
-        return path
+    def inference_state(self) -> dict:
+        """What a milestone keeps: the two generators and the config (helpers.checkpoint stores them in half precision)."""
+        return {"nets": {n: self.nets[n].state_dict() for n in ("genA2B", "genB2A")}, "config": asdict(self.cfg)}
 
     def resume(self) -> bool:
-        """Load the newest readable checkpoint of the run folder, if any; return whether one was found."""
-        state = self.checkpointer.latest(map_location=self.device)
-        if state is None:
-            self._truncate_logs(0)
-            return False
+        """Load the newest readable checkpoint of the run folder, if any; return whether one was found. Touches no file."""
+        from .train import resume
+
+        self.loaded = False
+        return resume(self)
+
+    def load_state(self, state: dict) -> None:
         saved = state.get("config", {})
         clash = {k: (saved.get(k), getattr(self.cfg, k)) for k in ARCH_FIELDS if k in saved and saved[k] != getattr(self.cfg, k)}
         if clash:
@@ -428,9 +410,10 @@ class Trainer:
         data = state.get("data", {})
         if data.get("n_a") not in (None, self.stream_a.n) or data.get("n_b") not in (None, self.stream_b.n):
             self.say(f"Note: the face folders changed since the checkpoint ({data.get('n_a')}/{data.get('n_b')} -> {self.stream_a.n}/{self.stream_b.n}); the data order differs from here on.")
-        self._truncate_logs(self.step)
+        if data.get("world_size", 1) != world_size():
+            self.say(f"Note: saved with {data.get('world_size', 1)} process(es), continuing with {world_size()}: "
+                     "the same batches in the same order, split differently, so sums may differ in the last bits.")
         self.say(f"Resumed from step {self.step} ({self.run_dir}).")
-        return True
 
     def load_pretrained(self, path: str | os.PathLike) -> None:
         """Start from shared weights: an official `*_params_*.pt` file or one of our checkpoints (networks only)."""
@@ -447,9 +430,7 @@ class Trainer:
     # ------------------------------------------------------------ the step
 
     def _autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return autocast(self.device, self.amp_dtype)
 
     def _set_lr(self, step: int) -> None:
         self.lr = official_lr(step, self.cfg)
@@ -472,7 +453,20 @@ class Trainer:
         logit, cam, _ = dis(fake)
         return _mse(logit, 1.0) + _mse(cam, 1.0)
 
-    def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
+    def train_step(self) -> None:
+        """Step `self.step + 1`: its batches (a function of seed and step; under torchrun this rank's share), one update."""
+        step = self.step + 1
+        real_a = self.stream_a.batch(step, self.channels_last)
+        real_b = self.stream_b.batch(step, self.channels_last)
+        if world_size() > 1:
+            part = rank_slice(self.cfg.batch_size)
+            real_a, real_b = real_a[part], real_b[part]
+        self._set_lr(step)
+        self._sums += self.update(real_a, real_b)
+        self._count += 1
+        self.step = step
+
+    def update(self, real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
         """One discriminator and one generator update; returns the losses (on the device, detached)."""
         if self.cfg.reference_mode:
             return self._reference_step(real_a, real_b)
@@ -488,6 +482,7 @@ class Trainer:
             d_b = self._dis_loss_pair(r["disGB"], real_b, fake_a2b.detach()) + self._dis_loss_pair(r["disLB"], real_b, fake_a2b.detach())
             d_loss = cfg.adv_weight * (d_a + d_b)
         self.scaler.scale(d_loss).backward()
+        average_gradients(self.dis_params)  # under torchrun: what DistributedDataParallel would do (it cannot follow D/G alternation)
         self.scaler.step(self.opt_d)
         self.opt_d.zero_grad(set_to_none=True)  # free the gradients now, not at the next step (full model: GBs)
 
@@ -503,6 +498,7 @@ class Trainer:
             cam = _bce(cam_ba[:n], 1.0) + _bce(cam_ba[n:], 0.0) + _bce(cam_ab[:n], 1.0) + _bce(cam_ab[n:], 0.0)
             g_loss = cfg.adv_weight * adv + cfg.cycle_weight * cycle + cfg.identity_weight * identity + cfg.cam_weight * cam
         self.scaler.scale(g_loss).backward()
+        average_gradients(self.gen_params)
         self.scaler.step(self.opt_g)
         self.scaler.update()
         self.opt_g.zero_grad(set_to_none=True)
@@ -548,62 +544,17 @@ class Trainer:
         d_loss.item(), g_loss.item()  # the official loop prints both every step: a host sync per step
         return torch.stack([d_loss, g_loss, adv, cycle, identity, cam]).detach().float()
 
-    # ------------------------------------------------------------ the loop
+    # ------------------------------------------------------------ the loop (helpers.train.fit)
 
-    def train(self, steps: int | None = None, callback: Callable[[int, "Trainer"], None] | None = None) -> dict:
+    def train(self, steps: int | None = None, callback: Callable[[int, "Trainer"], None] | None = None, show: bool = False) -> RunResult:
         """Train until `cfg.iterations` (or `steps` more); save on schedule, at the end and on Ctrl-C.
 
-        Returns {"step", "stopped" ("done", "interrupted" or "steps"), "seconds", "sec_per_step"}.
+        Returns a RunResult (`result.stopped` or `result["stopped"]`: "done",
+        "interrupted" or "steps"). `show` keeps the newest sample grid and loss
+        line live in the notebook.
         """
-        from tqdm.auto import tqdm
-
-        cfg = self.cfg
-        until = cfg.iterations if steps is None else min(cfg.iterations, self.step + steps)
-        start_step, t0 = self.step, time.perf_counter()
-        if self.step == 0 and cfg.sample_every:
-            self.sample()  # step 0 of the timelapse: the untrained generator
-        if self.step >= until:
-            self.say(f"Already at step {self.step} of {cfg.iterations}: nothing to train.")
-            return {"step": self.step, "stopped": "done", "seconds": 0.0, "sec_per_step": None}
-        stopped = "done" if until == cfg.iterations else "steps"
         self.nets.train()
-        self._interval_start = time.perf_counter()
-        bar = tqdm(total=until, initial=self.step, desc="U-GAT-IT", disable=self.quiet, dynamic_ncols=True)
-        try:
-            with deferred_interrupt() as interrupted:
-                while self.step < until:
-                    step = self.step + 1
-                    real_a = self.stream_a.batch(step, self.channels_last)
-                    real_b = self.stream_b.batch(step, self.channels_last)
-                    self._set_lr(step)
-                    self._sums += self.train_step(real_a, real_b)
-                    self._count += 1
-                    self.step = step
-                    if step % cfg.log_every == 0 or step == until:
-                        row = self._write_log()
-                        bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", refresh=False)
-                    if cfg.sample_every and step % cfg.sample_every == 0:
-                        self.sample()
-                    if cfg.kid_every and step % cfg.kid_every == 0:
-                        self.kid()
-                    if self.checkpointer.due(step) or step == until:
-                        self.save()
-                    bar.update(1)
-                    if callback is not None:
-                        callback(step, self)
-                    if interrupted() and self.step < until:
-                        stopped = "interrupted"
-                        break
-        except KeyboardInterrupt:  # a second Ctrl-C, or no signal handler (not the main thread)
-            stopped = "interrupted"
-        finally:
-            bar.close()
-        if stopped == "interrupted":
-            path = self.save()
-            self.say(f"Interrupted: saved step {self.step} to {path.name}. Run the cell again to continue.")
-        seconds = time.perf_counter() - t0
-        done = self.step - start_step
-        return {"step": self.step, "stopped": stopped, "seconds": seconds, "sec_per_step": seconds / done if done else None}
+        return fit(self, steps=steps, progress=not self.quiet, show=show, callback=callback, name="U-GAT-IT")
 
     # ------------------------------------------------------------ logs
 
@@ -615,47 +566,20 @@ class Trainer:
     def kid_path(self) -> Path:
         return self.run_dir / "kid.csv"
 
-    def _truncate_logs(self, step: int) -> None:
-        """Drop log rows past `step`: they were written after the checkpoint we resume from."""
-        for path in (self.log_path, self.kid_path):
-            if not path.exists():
-                continue
-            with open(path, newline="") as f:
-                rows = list(csv.reader(f))
-            if not rows:
-                continue
-            kept = [rows[0]] + [r for r in rows[1:] if r and int(float(r[0])) <= step]
-            if len(kept) != len(rows):
-                tmp = path.with_suffix(".tmp")
-                with open(tmp, "w", newline="") as f:
-                    csv.writer(f).writerows(kept)
-                os.replace(tmp, path)
+    def pending_losses(self) -> torch.Tensor:
+        return self._sums
 
-    def _append_csv(self, path: Path, row: dict) -> None:
-        new = not path.exists() or path.stat().st_size == 0
-        with open(path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-
-    def _write_log(self) -> dict:
-        """Average the losses since the last row (the one host read per `log_every` steps) and append them."""
-        means = (self._sums / max(self._count, 1)).tolist()
-        now = time.perf_counter()
+    def log_row(self, seconds: float) -> dict | None:
+        """The losses averaged since the last row (the one host read per `log_every` steps); None before any step."""
+        if not self._count:
+            return None
+        means = (self._sums / self._count).tolist()
         row = {"step": self.step, "lr": f"{self.lr:.6g}"}
         row.update({k: f"{v:.6g}" for k, v in zip(LOSS_NAMES, means)})
-        row["sec_per_step"] = f"{(now - self._interval_start) / max(self._count, 1):.4g}"
-        if not all(math.isfinite(v) for v in means):
-            raise FloatingPointError(
-                f"Losses became {means} near step {self.step}. The last checkpoint in {self.run_dir} is intact: "
-                "try amp='off' or a lower lr, then run again."
-            )
-        self._append_csv(self.log_path, row)
+        row["sec_per_step"] = f"{seconds / self._count:.4g}"
         self._sums.zero_()
         self._count = 0
-        self._interval_start = now
-        return {k: float(v) for k, v in row.items()}
+        return row
 
     # ------------------------------------------------------------ watching
 
@@ -674,10 +598,15 @@ class Trainer:
         return {"real": x, "identity": same, "identity_cam": heat_same, "fake": fake, "fake_cam": heat_fake, "cycle": cycle, "cycle_cam": heat_cycle}
 
     def sample(self, n: int = 4) -> Path | None:
+        """Write this step's sample grid and timelapse frame (atomically); return the grid's path."""
+        paths = [write_picture(self.run_dir / rel, rgb) for rel, rgb in self.pictures(n).items()]
+        return paths[0] if paths else None
+
+    def pictures(self, n: int = 4) -> dict:
         """Sample grid (rows: input, CAM, identity, CAM, translation, CAM, cycle; A2B left, B2A right, labelled) + a timelapse frame."""
         if not len(self.held_a) or not len(self.held_b):
-            return None
-        blocks = []
+            return {}
+        blocks, frame = [], None
         for direction, held in (("A2B", self.held_a[:n]), ("B2A", self.held_b[:n])):
             out = self.generate(held, direction)
             src, dst = direction[0], direction[2]
@@ -690,26 +619,21 @@ class Trainer:
             blocks.append(np.concatenate([_label_strip(label, strip.shape[0]) for label, strip in zip(labels, strips)], axis=0))
             blocks.append(np.concatenate(strips, axis=0))
             if direction == "A2B":
-                self._timelapse_frame(held, to_uint8_images(out["fake"]))
+                frame = self._timelapse_frame(held, to_uint8_images(out["fake"]))
         gap = np.full((blocks[0].shape[0], 8, 3), 255, np.uint8)
         blocks[3] = _fit_width(blocks[3], blocks[1].shape[1])
         grid = np.concatenate([blocks[0], blocks[1], gap, blocks[2], blocks[3]], axis=1)
-        path = self.run_dir / "samples" / f"step_{self.step:09d}.png"
-        path.parent.mkdir(exist_ok=True)
-        cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-        return path
+        return {f"samples/step_{self.step:09d}.png": grid, f"timelapse/{self.step:09d}.png": frame}
 
-    def _timelapse_frame(self, real: np.ndarray, fake: np.ndarray) -> None:
+    def _timelapse_frame(self, real: np.ndarray, fake: np.ndarray) -> np.ndarray:
         frame = np.concatenate([np.concatenate(list(real), 1), np.concatenate(list(fake), 1)], 0)
         frame = cv2.resize(frame, None, fx=max(1, 128 // real.shape[1]), fy=max(1, 128 // real.shape[1]), interpolation=cv2.INTER_NEAREST)
         label = np.full((22, frame.shape[1], 3), 255, np.uint8)
         cv2.putText(label, f"step {self.step:,}", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        path = self.run_dir / "timelapse" / f"{self.step:09d}.png"
-        path.parent.mkdir(exist_ok=True)
-        cv2.imwrite(str(path), cv2.cvtColor(np.concatenate([label, frame], 0), cv2.COLOR_RGB2BGR))
+        return np.concatenate([label, frame], 0)
 
-    def kid(self) -> float | None:
-        """KID between translated held-out selfies and held-out target faces; appended to kid.csv."""
+    def kid(self) -> dict | None:
+        """KID between translated held-out selfies and held-out target faces: a row for kid.csv (the loop appends it)."""
         n = min(len(self.held_a), len(self.held_b))
         if n < 2:
             return None
@@ -719,8 +643,7 @@ class Trainer:
         for i in range(0, len(self.held_a), 16):
             fakes.append(self.generate(self.held_a[i:i + 16], "A2B")["fake"].float())
         value, std = kernel_inception_distance(self._kid_features, to_tensor(self.held_b, self.device), torch.cat(fakes), subsets=self.cfg.kid_subsets)
-        self._append_csv(self.kid_path, {"step": self.step, f"kid_{self.kid_name}": f"{value:.6g}", f"kid_{self.kid_name}_std": f"{std:.6g}", "n_real": len(self.held_b), "n_fake": len(self.held_a)})
-        return value
+        return {"step": self.step, f"kid_{self.kid_name}": f"{value:.6g}", f"kid_{self.kid_name}_std": f"{std:.6g}", "n_real": len(self.held_b), "n_fake": len(self.held_a)}
 
 
 def _label_strip(text: str, height: int, width: int = 52) -> np.ndarray:
@@ -748,23 +671,8 @@ def cam_overlay(heatmap: torch.Tensor, images: np.ndarray, alpha: float = 0.55) 
     return np.stack(out)
 
 
-def make_timelapse(run_dir: str | os.PathLike, path: str | os.PathLike | None = None, seconds_per_frame: float = 0.4) -> Path | None:
-    """GIF of the timelapse frames (fixed held-out selfies translated at each sample step)."""
-    from PIL import Image
-
-    frames = sorted((Path(run_dir) / "timelapse").glob("*.png"))
-    if not frames:
-        return None
-    path = Path(path or Path(run_dir) / "timelapse.gif")
-    images = [Image.open(f).convert("RGB") for f in frames]
-    size = images[-1].size
-    images = [im if im.size == size else im.resize(size) for im in images]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(seconds_per_frame * 1000), loop=0)
-    return path
-
-
 def latest_sample(run_dir: str | os.PathLike) -> Path | None:
-    found = sorted((Path(run_dir) / "samples").glob("step_*.png"))
+    found = pictures_in(Path(run_dir) / "samples")
     return found[-1] if found else None
 
 

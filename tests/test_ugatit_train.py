@@ -49,7 +49,7 @@ def faces(samples, tmp_path_factory):
 
 def tiny(**overrides):
     """A few-second run: 64 px, light, narrow networks, nothing but training unless asked."""
-    base = dict(ch=8, n_res=2, iterations=8, holdout=3, log_every=1, sample_every=0, kid_every=0, ckpt_every=1000, ckpt_minutes=0)
+    base = dict(ch=8, n_res=2, iterations=8, holdout=0.2, log_every=1, preview_every=0, kid_every=0, save_every=1000, save_minutes=0)
     base.update(overrides)
     return UGATITConfig.quick(**base)
 
@@ -180,7 +180,7 @@ def test_reference_mode_computes_the_same_generator_losses(faces, tmp_path):
 
 def test_samples_are_drawn_without_gradients_and_show_cam_heatmaps(faces, tmp_path, monkeypatch):
     monkeypatch.setenv("POLYJUICE_OFFLINE", "1")
-    trainer = Trainer(tiny(iterations=2, sample_every=2, kid_every=2, kid_subsets=5), faces, tmp_path / "run", "cpu", quiet=True)
+    trainer = Trainer(tiny(iterations=2, preview_every=2, kid_every=2, kid_subsets=5), faces, tmp_path / "run", "cpu", quiet=True)
     grad_modes = []
     hook = trainer.nets["genA2B"].register_forward_hook(lambda m, i, o: grad_modes.append((m.training, torch.is_grad_enabled())))
     before = {k: v.clone() for k, v in trainer.nets["disGA"].state_dict().items()}
@@ -194,7 +194,7 @@ def test_samples_are_drawn_without_gradients_and_show_cam_heatmaps(faces, tmp_pa
     kid = read_rows(trainer.kid_path)
     assert list(kid[0])[:2] == ["step", "kid_onet_fallback"]  # offline: the labelled fallback features
     assert np.isfinite(float(kid[0]["kid_onet_fallback"]))
-    assert make_timelapse(trainer.run_dir).stat().st_size > 0
+    assert make_timelapse(trainer.run_dir / "timelapse").stat().st_size > 0
 
 
 def test_translator_keeps_the_face_contract(faces, tmp_path):
