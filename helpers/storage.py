@@ -78,7 +78,7 @@ def human_size(n: float) -> str:
 def remove(path: str | os.PathLike) -> bool:
     """Delete a file, emptying it first on Drive so the trash keeps 0 bytes of it. False if it was not there."""
     path = Path(path)
-    if on_drive(path):
+    if on_drive(path) and not path.is_symlink():  # a link's target is not ours to empty
         try:
             os.truncate(path, 0)
         except FileNotFoundError:

@@ -64,6 +64,14 @@ def test_remove_empties_files_on_drive_before_deleting(tmp_path, monkeypatch, un
     assert not list(tmp_path.iterdir())
 
 
+def test_remove_leaves_the_target_of_a_link_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("POLYJUICE_STORAGE", "drive")
+    (tmp_path / "data.bin").write_bytes(b"precious")
+    (tmp_path / "link.bin").symlink_to(tmp_path / "data.bin")
+    assert storage.remove(tmp_path / "link.bin")
+    assert (tmp_path / "data.bin").read_bytes() == b"precious"
+
+
 def test_atomic_write_uses_the_umask_not_0600(tmp_path):
     old = os.umask(0o027)
     try:
