@@ -538,6 +538,7 @@ def model_for_render(ws, mode: str = "swap", swap_run: str = "swap", ugatit_run:
 
 def train_toy_swapper(ws, folder: Path, to: str = "A", detector="mtcnn") -> Swapper:
     """A few quick steps of lesson 03 on the sample identities: blurry, but every step of lesson 05 runs."""
+    from .data import require_faces
     from .faces import crop_video
     from .samples import fetch_samples
     from .swap import SwapConfig, train_swap
@@ -546,5 +547,6 @@ def train_toy_swapper(ws, folder: Path, to: str = "A", detector="mtcnn") -> Swap
     for name, video, every in TOY_SAMPLES:
         if not (ws.faces / name / "faces.csv").exists():
             print(crop_video(samples[video], ws.faces / name, every=every, detector=detector))
+        require_faces(ws.faces / name, lesson="02")
     train_swap(SwapConfig.quick(), ws.faces / "woman", ws.faces / "man", folder, ws.device)
     return load_swapper(folder, ws.device, to=to)

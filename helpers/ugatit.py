@@ -416,10 +416,50 @@ class Trainer:
         self.say(f"Resumed from step {self.step} ({self.run_dir}).")
 
     def load_pretrained(self, path: str | os.PathLike) -> None:
-        """Start from shared weights: an official `*_params_*.pt` file or one of our checkpoints (networks only)."""
-        params = torch.load(path, map_location=self.device, weights_only=True)
-        load_official_state(self.nets, params.get("nets", params))
-        self.say(f"Loaded the six networks from {Path(path).name}; optimisers start fresh.")
+        """Start from shared weights: an official `*_params_*.pt` file or one of our checkpoints (networks only).
+
+        Light or full, width and depth come from the file (as in `load_translator`):
+        a fresh run whose config differs is rebuilt to match, with one line saying so.
+        The image size of a full model is in the file too; a different one is refused
+        with the size to set (the faces are already loaded at the configured size).
+        """
+        from dataclasses import replace
+
+        from .facemodel import describe_architecture as _describe, pretrained_networks
+
+        name = Path(path).name
+        nets, arch = pretrained_networks(path, self.cfg.img_size)
+        asked = {k: getattr(self.cfg, k) for k in ARCH_FIELDS}
+        if arch != asked:
+            if arch["img_size"] != asked["img_size"] or self.step:
+                raise ValueError(
+                    f"{name} holds {_describe(arch)}, but this run is {_describe(asked)}"
+                    + (f" at step {self.step}" if self.step else "")
+                    + f": start a fresh run folder with img_size={arch['img_size']} (notebook 04: IMG_SIZE = {arch['img_size']})."
+                )
+            self.say(f"{name} holds {_describe(arch)}, not the configured {_describe(asked)}: building that one instead.")
+            self.cfg = replace(self.cfg, **arch)
+            self._build_networks()
+        load_official_state(self.nets, nets)
+        self.say(f"Loaded the six networks from {name}; optimisers start fresh.")
+
+    def _build_networks(self) -> None:
+        """The six networks, their optimisers and rho list for self.cfg (what __init__ builds; load_pretrained rebuilds)."""
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        self.nets = build_networks(cfg.img_size, cfg.light, cfg.ch, cfg.n_res).to(self.device)
+        if self.channels_last:
+            self.nets.to(memory_format=torch.channels_last)
+        self.run = {n: self.nets[n] for n in NET_NAMES}
+        if cfg.compile and not cfg.reference_mode:
+            self.run = {n: torch.compile(self.nets[n], dynamic=False) for n in NET_NAMES}
+        fused = not cfg.reference_mode
+        self.gen_params = [p for n in ("genA2B", "genB2A") for p in self.nets[n].parameters()]
+        self.dis_params = [p for n in ("disGA", "disGB", "disLA", "disLB") for p in self.nets[n].parameters()]
+        self.opt_g = make_adam(self.gen_params, self.device, cfg.lr, cfg.betas, cfg.weight_decay, fused)
+        self.opt_d = make_adam(self.dis_params, self.device, cfg.lr, cfg.betas, cfg.weight_decay, fused)
+        self.scaler = make_scaler(self.device, self.amp_dtype)
+        self.rhos = rho_parameters(self.nets["genA2B"]) + rho_parameters(self.nets["genB2A"])
 
     def export_official(self, path: str | os.PathLike) -> Path:
         """The six networks in the official layout (what the official test script loads)."""

@@ -188,3 +188,67 @@ def test_half_precision_weights_milestones_load_like_full_checkpoints(tmp_path):
     translator = load_face_model(tmp_path / "ugatit", "cpu")
     assert isinstance(translator, Translator) and translator.step == 9
     assert translator(crops()).shape == crops().shape
+
+
+# ---------------------------------------------------------------- Trainer.load_pretrained infers the networks from the file
+
+@pytest.fixture
+def random_faces(tmp_path):
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for name in ("woman", "man", "cartoon"):
+        (tmp_path / "faces" / name).mkdir(parents=True)
+        for i in range(4):
+            cv2.imwrite(str(tmp_path / "faces" / name / f"{i}.png"), rng.integers(0, 256, (48, 48, 3), dtype=np.uint8))
+    return tmp_path / "faces"
+
+
+def test_load_pretrained_builds_the_full_model_an_official_file_holds(random_faces, tmp_path, capsys):
+    from helpers.ugatit import Trainer, UGATITConfig
+
+    full = ugatit_networks(img_size=32, light=False, ch=4, n_res=1)
+    official = tmp_path / "selfie2anime_params_1000000.pt"
+    torch.save(official_state(full), official, _use_new_zipfile_serialization=False)  # the official code's 2019 format
+    cfg = UGATITConfig.quick(img_size=32, light=True, ch=4, n_res=1, kid_every=0, preview_every=0)
+    trainer = Trainer(cfg, random_faces, tmp_path / "run", "cpu")
+    trainer.load_pretrained(official)
+    assert "holds a full U-GAT-IT at 32 px" in capsys.readouterr().out
+    assert trainer.cfg.light is False
+    for name in ("genA2B", "disLB"):
+        assert all(torch.equal(v, trainer.nets[name].state_dict()[k]) for k, v in full[name].state_dict().items())
+    assert trainer.opt_g.param_groups[0]["params"][0] is next(trainer.nets["genA2B"].parameters())
+    trainer.train(steps=1)  # the rebuilt networks train and save
+    assert load_translator(tmp_path / "run", "cpu").size == 32 and trainer.step == 1
+
+    other_size = tmp_path / "other_params.pt"
+    torch.save(official_state(ugatit_networks(img_size=64, light=False, ch=4, n_res=1)), other_size)
+    with pytest.raises(ValueError, match="img_size=64"):
+        Trainer(cfg, random_faces, tmp_path / "run2", "cpu").load_pretrained(other_size)
+    make_swap_run(tmp_path / "swap")
+    with pytest.raises(WrongCheckpointKind, match="load_swapper"):
+        trainer.load_pretrained(list_checkpoints(tmp_path / "swap")[-1][1])
+
+
+# ---------------------------------------------------------------- lesson 05 picks its model
+
+def test_lesson_05_takes_the_model_asked_for_else_the_other_else_says_what_to_run(tmp_path, monkeypatch, capsys):
+    from helpers import facemodel
+    from helpers.env import LessonStop, Workspace
+
+    ws = Workspace(tmp_path / "ws", "local", torch.device("cpu"))
+    with pytest.raises(LessonStop, match="run notebook 03 .* or notebook 04"):
+        facemodel.model_for_render(ws, "swap")
+    toy = []
+    monkeypatch.setattr(facemodel, "train_toy_swapper", lambda ws, folder, to, detector: toy.append(folder) or "toy")
+    assert facemodel.model_for_render(ws, "ugatit", quick=True) == "toy" and toy == [ws.checkpoints / "swap"]
+
+    make_ugatit_run(ws.checkpoints / "ugatit")
+    model = facemodel.model_for_render(ws, "swap", to="A", direction="B2A")
+    assert isinstance(model, Translator) and model.direction == "B2A"
+    assert "using lesson 04's U-GAT-IT B2A (step 3) instead" in capsys.readouterr().out
+    make_swap_run(ws.checkpoints / "swap")
+    assert facemodel.model_for_render(ws, "swap", to="A").name == "swap to A (step 5)"
+    assert facemodel.model_for_render(ws, "ugatit").kind == "ugatit"
+    with pytest.raises(ValueError, match="mode"):
+        facemodel.model_for_render(ws, "ugatit2")
