@@ -315,7 +315,9 @@ def render_video(
                     bar.update(len(chunk))
                 if trimmed:
                     break
-            report.cut_off = not trimmed and _ended_early(report.frames, total, writer.end, info, max_seconds, max_frames)
+            if not trimmed:
+                report.cut_off, promised = _ended_early(report.frames, total, writer.end, info, max_seconds, max_frames)
+                report.expected = promised if report.cut_off else total
             trimmed = trimmed or report.cut_off or (max_frames is not None and max_frames < info.frame_count)
         except KeyboardInterrupt:
             report.interrupted = trimmed = True
@@ -329,7 +331,7 @@ def render_video(
         writer.abort()  # no temporary file stays, nothing half-written appears at dst
         raise
     if report.cut_off:
-        warnings.warn(f"{src.name} ends after {report.frames} of the {total} frames its header promises "
+        warnings.warn(f"{src.name} ends after {report.frames} of the {report.expected} frames its header promises "
                       f"({writer.end:.2f} of {info.duration:.2f} s): the file is cut off, probably an interrupted copy "
                       f"or upload. Rendered what is there; copy the whole file again for the rest.", stacklevel=2)
     report.seconds = time.perf_counter() - start
@@ -339,20 +341,27 @@ def render_video(
     return report
 
 
-def _ended_early(frames: int, expected: int, end: float, info, max_seconds, max_frames) -> bool:
-    """Did the file stop before its header said it would? Fewer frames, and (where known) less time too.
+def _ended_early(frames: int, expected: int, end: float, info, max_seconds, max_frames) -> tuple[bool, int]:
+    """Did the file stop before its header said it would? (cut off, frames it should have had)
 
-    Both must hold: a phone clip trimmed without re-encoding may decode fewer
-    frames than its sample table counts, yet it still lasts as long as it says.
+    MP4 headers count their frames: fewer frames *and* less time means cut off
+    (a phone clip trimmed without re-encoding may decode fewer frames than its
+    sample table counts, yet it lasts as long as it says). MKV and WebM count
+    nothing, so probe counts the packets that are there; then only the
+    duration in the header can tell, and it must be short by a clear margin
+    (the header's duration may include a slightly longer sound track).
     """
-    if frames >= expected:
-        return False
     span = info.duration if info.duration > 0 else float("inf")
     if max_seconds is not None:
         span = min(span, max_seconds)
     if max_frames is not None:
         span = min(span, max_frames / info.fps)
-    return not np.isfinite(span) or end < span - 1.5 / info.fps
+    if not np.isfinite(span):
+        return frames < expected, expected
+    promised = max(expected, int(round(span * info.fps)))
+    if frames < expected:
+        return end < span - 1.5 / info.fps, promised
+    return end < span - max(1.0, 3 / info.fps), promised
 
 
 def _check_render_args(src: Path, dst: Path, face_fn, *, size, batch_size, target, min_cutoff, beta, mask, color,

@@ -101,7 +101,8 @@ def _open(path: str | os.PathLike):
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as exc:
-        raise VideoError(f"Not a readable video: {path} ({exc})") from exc
+        raise VideoError(f"Not a readable video: {path} ({exc}). If it is one, the copy may be incomplete "
+                         "(an interrupted upload or download): copy it again.") from exc
     if not container.streams.video:
         container.close()
         raise VideoError(f"No video stream in {path}")
@@ -346,7 +347,7 @@ class _AudioCarry:
         rate = self.out_stream.codec_context.sample_rate
         for f in self.resampler.resample(frame):
             if self.next_sample is None:  # the sound may start a little after the picture: keep that offset
-                self.next_sample = int(round(f.pts * f.time_base * rate)) if f.pts is not None and f.time_base else 0
+                self.next_sample = max(0, int(round(f.pts * f.time_base * rate))) if f.pts is not None and f.time_base else 0
             # WebM/MKV store times in milliseconds, so decoded Opus/Vorbis stamps are off by a sample now
             # and then; the fifo refuses such gaps. The samples themselves are contiguous: count them instead.
             f.pts = None

@@ -9,7 +9,7 @@ import pytest
 
 import helpers.video as video
 from helpers.render import render_video, track_faces
-from helpers.video import VideoWriter, iter_frames, probe, write_clip
+from helpers.video import VideoError, VideoWriter, iter_frames, probe, write_clip
 
 
 def no_faces(images):
@@ -81,11 +81,21 @@ def faststart_clip(tmp_path):
     return src
 
 
-def test_a_cut_off_upload_renders_as_far_as_it_goes_and_says_so(tmp_path, faststart_clip):
-    data = faststart_clip.read_bytes()
-    cut = tmp_path / "cut.mp4"
+@pytest.fixture
+def browser_clip(tmp_path):
+    """The same 72 frames as a WebM with Opus sound: MKV and WebM headers hold a duration but no frame count."""
+    encoder_or_skip("libvpx-vp9", "libopus")
+    return write_clip(tmp_path / "whole.webm", gradients(72), fps=24, tone_hz=440, audio_codec="libopus",
+                      container_format="webm", video_codec="libvpx-vp9")
+
+
+@pytest.mark.parametrize("clip", ["faststart_clip", "browser_clip"])
+def test_a_cut_off_upload_renders_as_far_as_it_goes_and_says_so(tmp_path, request, clip):
+    whole = request.getfixturevalue(clip)
+    data = whole.read_bytes()
+    cut = tmp_path / f"cut{whole.suffix}"
     cut.write_bytes(data[: len(data) // 2])  # the upload stopped half-way
-    assert probe(cut).frame_count == 72  # the header still promises everything
+    assert probe(cut).duration == pytest.approx(3.0, abs=0.05)  # the header still promises everything
     there = len(list(iter_frames(cut)))
     assert 0 < there < 72
 
@@ -98,7 +108,18 @@ def test_a_cut_off_upload_renders_as_far_as_it_goes_and_says_so(tmp_path, fastst
     assert out.audio_duration == pytest.approx(there / 24, abs=0.1)  # the sound stops with the picture
 
 
-def test_a_whole_file_raises_no_cut_off_warning(tmp_path, faststart_clip, recwarn):
+def test_an_mp4_cut_before_its_index_is_named_as_possibly_incomplete(tmp_path):
+    whole = write_clip(tmp_path / "whole.mp4", gradients(24), fps=24)  # index at the end, as cameras write
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[:-2000])
+    with pytest.raises(VideoError, match="incomplete"):
+        render_video(cut, tmp_path / "out.mp4", invert, detector=no_faces, progress=False)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("clip", ["faststart_clip", "browser_clip"])
+def test_a_whole_file_raises_no_cut_off_warning(tmp_path, request, clip, recwarn):
+    faststart_clip = request.getfixturevalue(clip)
     report = render_video(faststart_clip, tmp_path / "out.mp4", invert, detector=no_faces, progress=False)
     short = render_video(faststart_clip, tmp_path / "start.mp4", invert, detector=no_faces, progress=False,
                          max_frames=10)
