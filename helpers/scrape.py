@@ -7,17 +7,22 @@ protection:
 
 - politeness: robots.txt (cached per host), a per-host rate limit, an honest
   User-Agent, retries with back-off only for errors that may go away;
-- safety: http(s) only (also after redirects, which are limited), time-outs
-  for connect, silence and the whole body, a byte cap enforced while reading,
+- safety: http(s) only (also after redirects, which are limited), no private,
+  loopback, link-local or reserved addresses (checked on the address we really
+  connect to, on every hop, unless `allow_private=True`), time-outs for
+  connect, silence and the whole body, a byte cap enforced while reading,
   file names made from the content's SHA-256 (the server cannot choose them);
 - quality: content type and magic bytes checked, every image really decoded,
   EXIF orientation applied, grey/CMYK/alpha turned into RGB, a minimum size,
   exact and near duplicates (pHash) removed across the whole domain folder;
 - bookkeeping: one `manifest.csv` row per URL, appended as soon as it is
   known, so an interrupted run loses nothing and a re-run skips what it knows.
+  Ctrl-C stops the run within a few seconds: connections in flight are cut,
+  and a URL that did not finish gets no row, so the next run fetches it.
 
 `local_image_server(folder)` serves a folder on 127.0.0.1 so the notebook
-(and its tests) can run the real downloader without the web.
+(and its tests) can run the real downloader without the web; they pass
+`allow_private=True` for it, and the manifest's `address` column says so.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import csv
 import hashlib
 import http.server
 import io
+import ipaddress
 import os
 import queue
 import re
@@ -33,6 +39,7 @@ import socket
 import threading
 import time
 import urllib.robotparser
+import weakref
 from collections import Counter, defaultdict
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -47,7 +54,7 @@ from .phash import HashIndex, from_hex, phash, to_hex
 
 USER_AGENT = "polyjuice-course-scraper/0.1 (+https://github.com/polyjuice-course/polyjuice; course data set builder)"
 MANIFEST = "manifest.csv"
-MANIFEST_COLUMNS = ["url", "source", "query", "path", "sha256", "phash", "width", "height", "status", "error"]
+MANIFEST_COLUMNS = ["url", "source", "query", "path", "sha256", "phash", "width", "height", "status", "error", "address"]
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
 CHUNK = 64 * 1024
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -69,6 +76,8 @@ STATUSES = {
     "robots_unreachable": "robots.txt could not be read, so we did not fetch from that host",
     "bad_redirect": "a redirect loop, too many redirects, or a redirect to a non-http(s) URL",
     "bad_url": "not an http(s) URL (or a malformed one)",
+    "private_address": "the host is (or resolves to) a private, loopback, link-local or reserved address: "
+                       "refused unless allow_private=True",
     "offline": "a web URL while POLYJUICE_OFFLINE=1 (only 127.0.0.1 is fetched)",
     "missing_file": "a local file from a folder source that is gone",
     "error": "an unexpected error (a bug): named here instead of stopping the run",
@@ -271,15 +280,34 @@ SEARCH_BACKENDS = {
 }
 
 
+def _check_search_args(query, max_results) -> None:
+    if not isinstance(query, str) or not query.strip():
+        raise ValueError(f"query must be a non-empty string such as 'selfie', not {query!r}")
+    if isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1:
+        raise ValueError(f"max_results must be a whole number >= 1, not {max_results!r}")
+
+
+def _backend_names(backends) -> list[str]:
+    """A list of back-end names ("duckduckgo,bing" is accepted too), every one known - or a clear error now."""
+    names = [b.strip() for b in backends.split(",") if b.strip()] if isinstance(backends, str) else list(backends)
+    unknown = [b for b in names if b not in SEARCH_BACKENDS]
+    if unknown or not names:
+        raise ValueError(f"Unknown or no back end(s) {unknown or names!r}; choose from {sorted(SEARCH_BACKENDS)}")
+    return names
+
+
 def search(backend: str, query: str, max_results: int = 100, **kwargs) -> list[Candidate]:
     """Image URLs for `query` from one back end; raises SearchError with advice when it cannot deliver."""
     if backend not in SEARCH_BACKENDS:
         raise ValueError(f"Unknown back end {backend!r}; choose from {sorted(SEARCH_BACKENDS)}")
+    _check_search_args(query, max_results)
     return SEARCH_BACKENDS[backend](query, max_results=max_results, **kwargs)
 
 
 def search_many(query: str, backends, max_results: int = 100, say=print, **kwargs) -> list[Candidate]:
     """Ask several back ends in turn; a failing one is reported in one line and skipped. URLs are de-duplicated."""
+    backends = _backend_names(backends)
+    _check_search_args(query, max_results)
     found, seen = [], set()
     for backend in backends:
         extra = {k: v for k, v in kwargs.items() if k == "login_user" and backend == "instagram"}
@@ -335,6 +363,127 @@ class DownloadConfig:
     respect_robots: bool = True
     user_agent: str = USER_AGENT
     jpeg_quality: int = 95
+    # Private, loopback, link-local and reserved addresses are refused (a search result must not make us
+    # fetch from the machine's own network). Our local sample server on 127.0.0.1 needs True, said explicitly.
+    allow_private: bool = False
+
+    def __post_init__(self) -> None:
+        """Check every knob at once, so a bad value fails here and not as 3,000 odd manifest rows."""
+        at_least = {"workers": 1, "retries": 0, "per_host_interval": 0, "backoff": 0, "max_backoff": 0,
+                    "max_bytes": 1, "max_pixels": 1, "min_side": 0, "max_side": 1, "min_contrast": 0,
+                    "phash_threshold": 0, "max_redirects": 0, "jpeg_quality": 1}
+        above_zero = ("connect_timeout", "read_timeout", "total_timeout")
+        for name in [*at_least, *above_zero]:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise TypeError(f"DownloadConfig.{name} must be a number, not {value!r}")
+        for name, low in at_least.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"DownloadConfig.{name}={getattr(self, name)!r} is too small: use {low} or more")
+        for name in above_zero:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"DownloadConfig.{name}={getattr(self, name)!r}: a time-out must be more than 0 seconds")
+        for name, value in (("workers", self.workers), ("retries", self.retries), ("max_redirects", self.max_redirects)):
+            if value != int(value):
+                raise ValueError(f"DownloadConfig.{name} must be a whole number, not {value!r}")
+        if self.phash_threshold > 64 or self.jpeg_quality > 100:
+            raise ValueError("DownloadConfig: phash_threshold is 0..64 bits and jpeg_quality 1..100")
+        if not isinstance(self.user_agent, str) or not self.user_agent.strip():
+            raise ValueError("DownloadConfig.user_agent must name the scraper (servers read it)")
+
+
+# ---------------------------------------------------------------- the private-address guard (SSRF)
+
+class RefusedAddress(Exception):
+    """A connection to an address the caller did not allow (not a requests error, so it reaches us as is)."""
+
+
+def address_refusal(ip: str) -> str | None:
+    """Why we will not connect to `ip` (private, loopback, ...), or None for an ordinary public address.
+
+    IPv6 forms that carry an IPv4 address (mapped ::ffff:a.b.c.d, 6to4, Teredo,
+    NAT64) are judged by the IPv4 address inside them.
+    """
+    try:
+        addr = ipaddress.ip_address(ip.split("%")[0])
+    except ValueError:
+        return f"{ip!r} is not an IP address"
+    if addr.version == 6:
+        inner = addr.ipv4_mapped or addr.sixtofour or (addr.teredo[1] if addr.teredo else None)
+        if inner is None and addr in ipaddress.ip_network("64:ff9b::/96"):
+            inner = ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+        if inner is not None:
+            why = address_refusal(str(inner))
+            return f"{addr} carries {inner}: {why}" if why else None
+    for kind in ("loopback", "private", "link_local", "multicast", "unspecified", "reserved"):
+        if getattr(addr, f"is_{kind}"):
+            return f"{addr} is a {kind.replace('_', '-')} address"
+    if not addr.is_global:
+        return f"{addr} is not a public address"
+    return None
+
+
+def _guarded_connect(conn, allow_private: bool):
+    """Resolve the host once, check every address, then connect to a checked address (never by name again).
+
+    Checking the resolved address and then letting the library resolve the name
+    again would leave a gap for DNS rebinding (the second answer can differ);
+    so the socket is opened to the IP we checked, and TLS still verifies the
+    host name. Any refused address refuses the host: an attacker controls the
+    order of the answers.
+    """
+    import urllib3
+    from urllib3.util.connection import create_connection
+
+    try:
+        infos = socket.getaddrinfo(conn._dns_host, conn.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise urllib3.exceptions.NameResolutionError(conn.host, conn, exc) from exc
+    ips = list(dict.fromkeys(info[4][0] for info in infos))
+    refusals = [why for why in map(address_refusal, ips) if why]
+    if refusals and not allow_private:
+        raise RefusedAddress(f"{conn.host} -> {refusals[0]} (allow_private=True permits it: only for a server you trust)")
+    last: OSError | None = None
+    for ip in ips:
+        try:
+            sock = create_connection((ip, conn.port), conn.timeout, source_address=conn.source_address,
+                                     socket_options=conn.socket_options)
+        except socket.timeout as exc:
+            raise urllib3.exceptions.ConnectTimeoutError(conn, f"Connection to {conn.host} timed out") from exc
+        except OSError as exc:
+            last = exc
+            continue
+        conn.peer_address = ip if not address_refusal(ip) else f"{ip} (private, allowed by allow_private)"
+        return sock
+    raise urllib3.exceptions.NewConnectionError(conn, f"Failed to establish a new connection: {last}")
+
+
+def _guarded_adapter(allow_private: bool, on_connect):
+    """A requests adapter whose every connection goes through `_guarded_connect`; `on_connect(conn)` sees each one."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    def _new_conn(self):
+        sock = _guarded_connect(self, allow_private)
+        on_connect(self)
+        return sock
+
+    http_conn = type("GuardedHTTPConnection", (HTTPConnection,), {"_new_conn": _new_conn})
+    https_conn = type("GuardedHTTPSConnection", (HTTPSConnection,), {"_new_conn": _new_conn})
+    pools = {"http": type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+             "https": type("GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn})}
+
+    class GuardedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = pools
+
+    return GuardedAdapter()
+
+
+class _Stopped(Exception):
+    """Ctrl-C was pressed: this URL did not finish and gets no manifest row (the next run fetches it)."""
 
 
 class Skip(Exception):
@@ -358,20 +507,24 @@ class HostLimiter:
         with self._lock:
             self._own[host] = max(self.interval, seconds)
 
-    def wait(self, host: str) -> None:
+    def wait(self, host: str, stop: threading.Event | None = None) -> None:
+        """Sleep until this host's next free slot; raise _Stopped at once if `stop` is set meanwhile."""
         with self._lock:  # reserve the next free slot, then sleep outside the lock
             now = time.monotonic()
             slot = max(now, self._next.get(host, now))
             self._next[host] = slot + self._own.get(host, self.interval)
         if slot > now:
-            time.sleep(slot - now)
+            if stop is None:
+                time.sleep(slot - now)
+            elif stop.wait(slot - now):
+                raise _Stopped()
 
 
 class RobotsCache:
     """robots.txt of each host, fetched once per run (RFC 9309: 4xx = allow all, 5xx = disallow all)."""
 
-    def __init__(self, cfg: DownloadConfig, session_for, limiter: HostLimiter):
-        self.cfg, self.session_for, self.limiter = cfg, session_for, limiter
+    def __init__(self, cfg: DownloadConfig, session_for, limiter: HostLimiter, stop: threading.Event | None = None):
+        self.cfg, self.session_for, self.limiter, self.stop = cfg, session_for, limiter, stop
         self._entries: dict[str, object] = {}
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
@@ -383,7 +536,10 @@ class RobotsCache:
             lock = self._locks[key]
         with lock:  # one thread fetches, the others wait for its answer
             if key not in self._entries:
-                self._entries[key] = self._load(key, parts.hostname or "")
+                entry = self._load(key, parts.hostname or "")
+                if self.stop is not None and self.stop.is_set():
+                    raise _Stopped()  # an answer cut short by Ctrl-C says nothing about the host
+                self._entries[key] = entry
         entry = self._entries[key]
         if isinstance(entry, Skip):
             raise Skip(entry.status, entry.error)
@@ -395,13 +551,15 @@ class RobotsCache:
 
         cfg = self.cfg
         rp = urllib.robotparser.RobotFileParser(key + "/robots.txt")
-        self.limiter.wait(host)
+        self.limiter.wait(host, self.stop)
         deadline = time.monotonic() + cfg.total_timeout
         try:  # requests follows up to max_redirects redirects here, as RFC 9309 allows
             with self.session_for().get(key + "/robots.txt", stream=True, headers={"Accept": "text/plain, */*"},
                                         timeout=(cfg.connect_timeout, cfg.read_timeout)) as r:
                 status = r.status_code
-                body = _read_capped(r, 512 * 1024, deadline, cfg.read_timeout, truncate=True) if status < 400 else b""
+                body = _read_capped(r, 512 * 1024, deadline, cfg.read_timeout, truncate=True, stop=self.stop) if status < 400 else b""
+        except RefusedAddress as exc:
+            return Skip("private_address", str(exc))  # about the host, not its robots.txt
         except requests.RequestException as exc:
             return Skip("robots_unreachable", f"robots.txt: {_short(exc, 160)}")
         except Skip as skip:
@@ -500,32 +658,67 @@ class _Run:
     limiter: HostLimiter
     robots: RobotsCache | None = None
     local: threading.local = field(default_factory=threading.local)
+    stop: threading.Event = field(default_factory=threading.Event)  # set by Ctrl-C: every worker winds down
+    _connections: weakref.WeakSet = field(default_factory=weakref.WeakSet)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def session(self):
-        """One requests.Session per thread (sessions are not thread-safe), keeping connections alive."""
+        """One requests.Session per thread (sessions are not thread-safe), keeping connections alive.
+
+        Every connection goes through the private-address guard. Proxy settings
+        from the environment are ignored (trust_env=False): behind a proxy the
+        guard would only see the proxy's address, not the server's.
+        """
         import requests
 
         s = getattr(self.local, "session", None)
         if s is None:
             s = requests.Session()
+            s.trust_env = False
             s.headers.update({"User-Agent": self.cfg.user_agent, "Accept": "image/*", "Accept-Encoding": "identity"})
             s.max_redirects = self.cfg.max_redirects
+            adapter = _guarded_adapter(self.cfg.allow_private, self._track)
+            s.mount("http://", adapter)
+            s.mount("https://", adapter)
             self.local.session = s
         return s
 
+    def _track(self, conn) -> None:
+        with self._lock:
+            self._connections.add(conn)
 
-def _read_capped(r, limit: int, deadline: float, read_timeout: float, truncate: bool = False) -> bytes:
-    """Read the body in small pieces, stopping at `limit` bytes (an error unless `truncate`) or the deadline."""
+    def halt(self) -> None:
+        """Ctrl-C: tell the workers to stop and cut every open connection, so none waits out a time-out."""
+        self.stop.set()
+        with self._lock:
+            conns = list(self._connections)
+        for conn in conns:
+            sock = getattr(conn, "sock", None)
+            try:
+                if sock is not None:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
+
+
+def _read_capped(r, limit: int, deadline: float, read_timeout: float, truncate: bool = False,
+                 stop: threading.Event | None = None) -> bytes:
+    """Read the body in small pieces, stopping at `limit` bytes (an error unless `truncate`), the deadline or `stop`."""
     import urllib3
 
     buf = bytearray()
     read1 = getattr(r.raw, "read1", None)  # returns what has arrived, so a trickle cannot block us for long
+    stopped = stop.is_set if stop is not None else (lambda: False)
     try:
         while True:
+            if stopped():
+                raise _Stopped()
             if time.monotonic() > deadline:
                 raise Skip("timeout", "body not complete before the total_timeout (server too slow)")
             chunk = read1(CHUNK, decode_content=True) if read1 else r.raw.read(8192, decode_content=True)
             if not chunk:
+                if stopped():  # the connection was cut by halt(): this is not the whole body
+                    raise _Stopped()
                 return bytes(buf)
             buf += chunk
             if len(buf) > limit:
@@ -533,8 +726,12 @@ def _read_capped(r, limit: int, deadline: float, read_timeout: float, truncate: 
                     return bytes(buf[:limit])
                 raise Skip("too_large", f"body passed max_bytes={limit}; stopped reading")
     except (urllib3.exceptions.ReadTimeoutError, socket.timeout) as exc:
+        if stopped():
+            raise _Stopped() from exc
         raise Skip("timeout", f"no data for {read_timeout:g} s") from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
+        if stopped():
+            raise _Stopped() from exc
         raise Skip("connection_error", f"connection dropped mid-body ({_short(exc, 120)})") from exc
 
 
@@ -545,15 +742,38 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: just use our own back-off
 
 
-def _fetch_once(url: str, run: _Run) -> bytes:
-    """One attempt: follow redirects by hand (each hop checked), then read the body within the limits."""
+def _split(url: str, hop: int = 0):
+    """urlsplit, with a malformed URL (`http://[::1`) turned into a named skip instead of a ValueError."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - parsed lazily: raises on a port that is not a number in range
+        if "[" in parts.netloc and not re.fullmatch(r"([^@]*@)?\[[^\]]*\](:\d*)?", parts.netloc):
+            raise ValueError(f"{parts.netloc!r} has text around its [IPv6] address")
+        if ":" in host:
+            ipaddress.IPv6Address(host.split("%")[0])  # only an IPv6 literal may hold a colon
+        elif host and not re.fullmatch(r"[\w.-]+", host):
+            raise ValueError(f"{host!r} is not a host name")
+    except ValueError as exc:
+        raise Skip("bad_redirect" if hop else "bad_url", f"malformed URL ({_short(exc, 80)}): {url[:120]}") from exc
+    return parts
+
+
+def _fetch_once(url: str, run: _Run) -> tuple[bytes, str]:
+    """One attempt: follow redirects by hand (each hop checked), then read the body within the limits.
+
+    Returns the body and the address it came from (as the manifest shows it).
+    The total_timeout budget starts when a request is sent, after the polite
+    wait for the host's rate limit, which is ours and not the server's delay.
+    """
     import requests
 
     cfg = run.cfg
-    deadline = time.monotonic() + cfg.total_timeout
     seen = set()
     for hop in range(cfg.max_redirects + 1):
-        parts = urlsplit(url)
+        if run.stop.is_set():
+            raise _Stopped()
+        parts = _split(url, hop)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             what = "redirected to a non-http(s) URL" if hop else "not an http(s) URL"
             raise Skip("bad_redirect" if hop else "bad_url", f"{what}: {url[:120]}")
@@ -562,16 +782,27 @@ def _fetch_once(url: str, run: _Run) -> bytes:
         seen.add(url)
         if offline() and parts.hostname not in LOCAL_HOSTS:
             raise Skip("offline", "POLYJUICE_OFFLINE=1: only 127.0.0.1 is fetched")
-        if cfg.respect_robots:
-            run.robots.check(url)
-        run.limiter.wait(parts.hostname)
+        try:
+            if cfg.respect_robots:
+                run.robots.check(url)
+        except Skip as skip:
+            if hop and skip.status == "private_address":
+                raise Skip(skip.status, f"redirected to {skip.error}") from skip
+            raise
+        run.limiter.wait(parts.hostname, run.stop)
+        deadline = time.monotonic() + cfg.total_timeout
         try:
             r = run.session().get(url, stream=True, allow_redirects=False, timeout=(cfg.connect_timeout, cfg.read_timeout))
-        except requests.Timeout as exc:
-            raise Skip("timeout", _short(exc, 160)) from exc
-        except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema) as exc:
-            raise Skip("bad_url", _short(exc, 160)) from exc
+        except RefusedAddress as exc:
+            where = "redirected to " if hop else ""
+            raise Skip("private_address", f"{where}{exc}") from exc
         except requests.RequestException as exc:
+            if run.stop.is_set():
+                raise _Stopped() from exc
+            if isinstance(exc, requests.Timeout):
+                raise Skip("timeout", _short(exc, 160)) from exc
+            if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema)):
+                raise Skip("bad_url", _short(exc, 160)) from exc
             raise Skip("connection_error", _short(exc, 160)) from exc
         with r:
             if r.is_redirect:
@@ -585,11 +816,12 @@ def _fetch_once(url: str, run: _Run) -> bytes:
             length = r.headers.get("content-length", "")
             if length.isdigit() and int(length) > cfg.max_bytes:
                 raise Skip("too_large", f"Content-Length {length} > max_bytes={cfg.max_bytes}")
-            return _read_capped(r, cfg.max_bytes, deadline, cfg.read_timeout)
+            address = getattr(getattr(r.raw, "connection", None), "peer_address", "")
+            return _read_capped(r, cfg.max_bytes, deadline, cfg.read_timeout, stop=run.stop), address
     raise Skip("bad_redirect", f"more than {cfg.max_redirects} redirects")
 
 
-def _fetch(url: str, run: _Run) -> bytes:
+def _fetch(url: str, run: _Run) -> tuple[bytes, str]:
     """_fetch_once with retries and exponential back-off, only for errors that may go away."""
     cfg = run.cfg
     for attempt in range(cfg.retries + 1):
@@ -601,17 +833,18 @@ def _fetch(url: str, run: _Run) -> bytes:
             wait_s = cfg.backoff * 2**attempt
             if skip.retry_after is not None:
                 wait_s = max(wait_s, skip.retry_after)
-            time.sleep(min(wait_s, cfg.max_backoff))
-    raise AssertionError("unreachable")
+            if run.stop.wait(min(wait_s, cfg.max_backoff)):
+                raise _Stopped() from skip
+    raise RuntimeError(f"_fetch made no attempt (retries={cfg.retries}); DownloadConfig should have refused that")
 
 
-def _read_local(url: str, cfg: DownloadConfig) -> bytes:
-    path = Path(url2pathname(urlsplit(url).path))
+def _read_local(url: str, cfg: DownloadConfig) -> tuple[bytes, str]:
+    path = Path(url2pathname(_split(url).path))
     if not path.is_file():
         raise Skip("missing_file", str(path))
     if path.stat().st_size > cfg.max_bytes:
         raise Skip("too_large", f"{path.stat().st_size} bytes > max_bytes={cfg.max_bytes}")
-    return path.read_bytes()
+    return path.read_bytes(), ""
 
 
 def _save_jpeg(rgb: np.ndarray, folder: Path, name: str, quality: int) -> None:
@@ -628,13 +861,18 @@ def _save_jpeg(rgb: np.ndarray, folder: Path, name: str, quality: int) -> None:
     os.replace(tmp, dest)
 
 
-def _process(cand: Candidate, run: _Run) -> dict:
-    """Fetch, check, decode, de-duplicate and save one candidate; always return its manifest row."""
+def _process(cand: Candidate, run: _Run) -> dict | None:
+    """Fetch, check, decode, de-duplicate and save one candidate; return its manifest row.
+
+    None when Ctrl-C stopped it half way: no row, so the next run tries it again.
+    """
     cfg = run.cfg
     row = dict.fromkeys(MANIFEST_COLUMNS, "")
     row.update(url=cand.url, source=cand.source, query=cand.query)
     try:
-        data = _read_local(cand.url, cfg) if cand.source == "folder" else _fetch(cand.url, run)
+        if run.stop.is_set():
+            raise _Stopped()
+        data, row["address"] = _read_local(cand.url, cfg) if cand.source == "folder" else _fetch(cand.url, run)
         if sniff(data) is None:
             raise Skip("not_image", _describe(data))
         sha = hashlib.sha256(data).hexdigest()
@@ -653,14 +891,22 @@ def _process(cand: Candidate, run: _Run) -> dict:
         h = phash(rgb)
         row["phash"] = to_hex(h)
         name = f"{sha[:32]}.jpg"  # the server never chooses our file names
+        if run.stop.is_set():
+            raise _Stopped()
         status, note = run.index.claim(sha, h, name)
         if status != "ok":
             raise Skip(status, note)
         _save_jpeg(rgb, run.folder, name, cfg.jpeg_quality)
         row.update(path=name, status="ok")
+    except _Stopped:
+        return None
     except Skip as skip:
+        if run.stop.is_set():  # probably our own cut connection: let the next run decide
+            return None
         row.update(status=skip.status, error=skip.error)
     except Exception as exc:  # a bug must not stop a 3,000-image run: name it and go on
+        if run.stop.is_set():
+            return None
         row.update(status="error", error=_short(exc, 300))
     row["error"] = str(row["error"])[:300]
     return row
@@ -669,12 +915,16 @@ def _process(cand: Candidate, run: _Run) -> dict:
 # ---------------------------------------------------------------- the manifest
 
 def read_manifest(folder: str | os.PathLike) -> list[dict]:
-    """All complete rows of `folder/manifest.csv` (a row cut short by a crash is ignored)."""
+    """All complete rows of `folder/manifest.csv` (a row cut short by a crash is ignored).
+
+    A manifest written before a column was added still reads: the new column is empty.
+    """
     path = Path(folder) / MANIFEST
     if not path.exists():
         return []
     with open(path, newline="", encoding="utf-8") as f:
-        return [r for r in csv.DictReader(f) if r.get("status") and None not in r.values() and len(r) == len(MANIFEST_COLUMNS)]
+        rows = [r for r in csv.DictReader(f) if r.get("status") and None not in r.values() and None not in r]
+    return [{**dict.fromkeys(MANIFEST_COLUMNS, ""), **r} for r in rows]
 
 
 def latest_rows(folder: str | os.PathLike) -> dict[str, dict]:
@@ -701,6 +951,7 @@ class _ManifestWriter:
         fresh = not self.path.exists() or self.path.stat().st_size == 0
         if not fresh:
             self._drop_partial_last_line()
+            self._upgrade_columns(folder)
         self.file = open(self.path, "a", newline="", encoding="utf-8")
         self.writer = csv.DictWriter(self.file, fieldnames=MANIFEST_COLUMNS)
         if fresh:
@@ -712,6 +963,22 @@ class _ManifestWriter:
         if not data.endswith(b"\n"):  # killed mid-row: cut back to the last complete one
             with open(self.path, "r+b") as f:
                 f.truncate(data.rfind(b"\n") + 1)
+
+    def _upgrade_columns(self, folder: Path) -> None:
+        """An older manifest (fewer columns) is rewritten once with today's header, atomically."""
+        with open(self.path, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f), [])
+        if header == MANIFEST_COLUMNS:
+            return
+        rows = read_manifest(folder)
+        tmp = self.path.with_name(f".{MANIFEST}.upgrade")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
 
     def write(self, row: dict) -> None:
         self.writer.writerow({k: " ".join(str(v).split()) if k in ("source", "query", "error") else v for k, v in row.items()})
@@ -754,7 +1021,11 @@ def _interleave_hosts(cands: list[Candidate]) -> list[Candidate]:
     """Round-robin over hosts so threads are not all waiting on one host's rate limit."""
     by_host: dict[str, list[Candidate]] = defaultdict(list)
     for c in cands:
-        by_host[urlsplit(c.url).netloc].append(c)
+        try:
+            host = urlsplit(c.url).netloc
+        except ValueError:  # a malformed URL: it gets its bad_url row from _process like any other
+            host = ""
+        by_host[host].append(c)
     lanes = list(by_host.values())
     out = []
     for i in range(max((len(lane) for lane in lanes), default=0)):
@@ -772,6 +1043,21 @@ def _load_index(rows: dict[str, dict], threshold: int) -> HashIndex:
     return index
 
 
+def _config_for(config: DownloadConfig | None, settings: dict) -> DownloadConfig:
+    """`config` with `settings` applied; an unknown or bad setting is one clear error, raised now."""
+    if config is not None and not isinstance(config, DownloadConfig):
+        raise TypeError(f"config must be a DownloadConfig, not {type(config).__name__}; pass settings as keywords instead")
+    known = set(DownloadConfig.__dataclass_fields__)
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise TypeError(f"download() got unknown setting(s) {unknown}; DownloadConfig has {sorted(known)}")
+    return replace(config or DownloadConfig(), **settings)
+
+
+# Ctrl-C: how long to wait for the work in flight to wind down once its connections are cut.
+STOP_GRACE_S = 3.0
+
+
 def download(
     candidates,
     folder: str | os.PathLike,
@@ -785,13 +1071,18 @@ def download(
 
     URLs already in the manifest are skipped (also those that failed, unless
     `retry_transient` and the failure may have been temporary). Stops adding
-    work once the folder holds `max_images` kept images. Ctrl-C stops cleanly:
-    rows written so far stay, and the next call continues. `settings` override
-    fields of `config` (e.g. `workers=4`).
+    work once the folder holds `max_images` kept images. Ctrl-C stops within a
+    few seconds: connections in flight are cut, every finished URL keeps its
+    row, unfinished ones get none, and the next call continues. `settings`
+    override fields of `config` (e.g. `workers=4`, `allow_private=True`).
     """
     from tqdm.auto import tqdm
 
-    cfg = replace(config or DownloadConfig(), **settings)
+    cfg = _config_for(config, settings)
+    if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 0):
+        raise ValueError(f"max_images must be None (no limit) or a whole number >= 0, not {max_images!r}")
+    if isinstance(candidates, (str, Candidate)):
+        raise TypeError("candidates must be a list of Candidate (e.g. from search_many or from_url_list), not a single one")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob(".*.part"):  # temp files of a run that was killed
@@ -801,8 +1092,10 @@ def download(
     kept = sum(r["status"] == "ok" for r in known_rows.values())
     todo, known, queued = [], 0, set()
     for c in candidates:
-        if _clean_url(c.url) != c.url:
-            c = replace(c, url=_clean_url(c.url))
+        if not isinstance(c, Candidate):
+            raise TypeError(f"candidates must be Candidate objects, got {c!r}; wrap plain URLs as Candidate(url, 'urls')")
+        if _clean_url(str(c.url)) != c.url:
+            c = replace(c, url=_clean_url(str(c.url)))
         row = known_rows.get(c.url)
         if c.url in queued or (row and not (retry_transient and _is_transient(row["status"]))):
             known += 1
@@ -811,19 +1104,21 @@ def download(
         todo.append(c)
     todo = _interleave_hosts(todo)
     run = _Run(cfg, folder, _load_index(known_rows, cfg.phash_threshold), HostLimiter(cfg.per_host_interval))
-    run.robots = RobotsCache(cfg, run.session, run.limiter)
+    run.robots = RobotsCache(cfg, run.session, run.limiter, run.stop)
 
     counts: Counter = Counter()
     interrupted = False
     writer = _ManifestWriter(folder)
     bar = tqdm(total=len(todo), desc=f"{folder.name}", unit="url", disable=not progress)
-    pool = ThreadPoolExecutor(max_workers=max(1, cfg.workers), thread_name_prefix="scrape")
+    pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="scrape")
     pending: set = set()
     work = iter(todo)
 
     def record(fut) -> None:
         nonlocal kept
         row = fut.result()
+        if row is None:  # stopped half way by Ctrl-C: no row, the next run fetches it
+            return
         writer.write(row)
         counts[row["status"]] += 1
         kept += row["status"] == "ok"
@@ -839,19 +1134,23 @@ def download(
                 pending.add(pool.submit(_process, cand, run))
             if not pending:
                 break
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            # A short timeout: a Ctrl-C delivered to another thread is still seen within a moment.
+            done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
             for fut in done:
                 record(fut)
     except KeyboardInterrupt:
         interrupted = True
+        run.halt()  # workers see the stop flag, cut connections end their reads at once
         for fut in pending:
             fut.cancel()
-        try:  # the few already running end within their time-outs: keep their rows too
-            for fut in [f for f in pending if not f.cancelled()]:
+        try:  # give the few running a moment to end; keep the rows of those that finished
+            finished, _ = wait([f for f in pending if not f.cancelled()], timeout=STOP_GRACE_S)
+            for fut in finished:
                 record(fut)
         except KeyboardInterrupt:
             pass
     finally:
+        run.stop.set()
         pool.shutdown(wait=False, cancel_futures=True)
         writer.close()
         bar.close()
@@ -936,7 +1235,9 @@ def serve_sample_frames(samples: dict, folder: str | os.PathLike, domains: dict 
 
     Each list also holds a URL that answers 404 and an HTML page saved as .jpg,
     so the offline run shows the downloader's checks at work. Returns the running
-    server (close it when done) and domain -> candidates.
+    server (close it when done) and domain -> candidates. The server is on
+    127.0.0.1, which the downloader refuses unless told: download these with
+    `allow_private=True` (the manifest's address column then says so).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -27,9 +27,10 @@ from helpers import scrape
 from helpers.phash import HashIndex, dct2, hamming, phash
 from helpers.scrape import Candidate, SearchError, download, latest_rows, manifest_counts
 
-# Short limits keep the whole file fast; the server's stalls are longer than these.
+# Short limits keep the whole file fast; the server's stalls are longer than these. Our servers are on
+# 127.0.0.1, which the downloader refuses unless allowed: the tests allow it explicitly, as the notebook does.
 FAST = dict(workers=4, per_host_interval=0.0, retries=1, backoff=0.05, connect_timeout=1.0, read_timeout=0.5,
-            total_timeout=1.0, max_bytes=300_000, max_pixels=4_000_000, min_side=64, progress=False)
+            total_timeout=1.0, max_bytes=300_000, max_pixels=4_000_000, min_side=64, progress=False, allow_private=True)
 
 
 # ---------------------------------------------------------------- test images
@@ -99,9 +100,28 @@ class Hostile(http.server.BaseHTTPRequestHandler):
     seen: list = []  # (path, user agent) of every request
     times: list = []  # (monotonic time, path) of every request
     robots = (200, b"User-agent: *\nDisallow: /private/\n")
+    redirect_to = ""
+    fast = False  # /drip/ and /stall/ answer at once (the re-run after a Ctrl-C)
+    ctrl_c = None  # a callable that "presses Ctrl-C" once the first drip has started
 
     def log_message(self, *args):
         pass
+
+    def drip(self, body: bytes):
+        if type(self).fast:
+            return self.send(200, body)
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        for i, byte in enumerate(body[:600]):
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            if i == 5 and type(self).ctrl_c:
+                press, type(self).ctrl_c = type(self).ctrl_c, None
+                press()
+            time.sleep(0.1)
+        return None
 
     def send(self, code: int, body: bytes = b"", ctype: str = "image/jpeg", headers: dict | None = None, length: bool = True):
         self.send_response(code)
@@ -172,6 +192,14 @@ class Hostile(http.server.BaseHTTPRequestHandler):
         if path == "/interrupt.jpg":  # a user pressing Ctrl-C while the download runs
             _thread.interrupt_main()
             return self.send(200, files["/img/e.jpg"])
+        if path.startswith("/drip/"):  # a slow server: one byte every 0.1 s for a minute, never silent for long
+            return self.drip(encode(blobs(200 + int(re.sub(r"\D", "", path) or 0))))
+        if path.startswith("/stall/"):  # a silent one: headers after 30 s
+            if not type(self).fast:
+                time.sleep(30)
+            return self.send(200, encode(blobs(100 + int(re.sub(r"\D", "", path) or 0))))
+        if path == "/elsewhere.jpg":  # a redirect to another host, chosen by the test
+            return self.send(302, headers={"Location": type(self).redirect_to})
         return self.send(404, b"not found", "text/plain")
 
 
@@ -372,6 +400,195 @@ def test_max_images_stops_adding_work(hostile, tmp_path):
     report = download(cands, tmp_path / "d", max_images=2, **{**FAST, "workers": 1})
     assert 2 <= report.kept_total < len(cands)
     assert download(cands, tmp_path / "d", max_images=2, **FAST).counts == Counter()
+
+
+def test_a_malformed_url_is_a_row_and_the_others_still_download(hostile, tmp_path):
+    base, _ = hostile
+    bad = ["http://[::1", "http://[::1]x/a.jpg", "http://127.0.0.1:99999/a.jpg", "https://[not-an-ip]/x.jpg"]
+    cands = [Candidate(base + "/img/a.jpg", "urls")] + [Candidate(u, "urls") for u in bad] + [Candidate(base + "/img/b.jpg", "urls")]
+
+    report = download(cands, tmp_path / "d", **FAST)
+
+    rows = latest_rows(tmp_path / "d")
+    assert {u: rows[u]["status"] for u in bad} == dict.fromkeys(bad, "bad_url")
+    assert all("malformed" in rows[u]["error"] or "http" in rows[u]["error"] for u in bad)
+    assert rows[base + "/img/a.jpg"]["status"] == rows[base + "/img/b.jpg"]["status"] == "ok"
+    assert report.counts == Counter({"bad_url": 4, "ok": 2})
+
+
+def test_address_refusal_names_every_non_public_kind():
+    refused = ["127.0.0.1", "127.1.2.3", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
+               "0.0.0.0", "224.0.0.1", "240.0.0.1", "255.255.255.255", "::1", "::", "fe80::1", "fc00::1", "ff02::1",
+               "::ffff:127.0.0.1", "::ffff:10.0.0.1", "2002:7f00:1::", "64:ff9b::a00:1", "2001:db8::1"]
+    public = ["8.8.8.8", "93.184.216.34", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
+    assert [ip for ip in refused if scrape.address_refusal(ip) is None] == []
+    assert [ip for ip in public if scrape.address_refusal(ip) is not None] == []
+    assert "loopback" in scrape.address_refusal("::ffff:127.0.0.1")
+
+
+def test_private_addresses_in_any_spelling_are_refused_unless_allowed(hostile, tmp_path):
+    base, handler = hostile
+    port = base.rsplit(":", 1)[1]
+    spellings = ["127.0.0.1", "2130706433", "127.1", "0x7f.1", "0177.0.0.1", "[::ffff:127.0.0.1]", "localhost"]
+    cands = [Candidate(f"http://{host}:{port}/img/a.jpg", "search", "selfie") for host in spellings]
+    strict = {**FAST, "allow_private": False}
+
+    download(cands, tmp_path / "strict", **strict)
+
+    rows = latest_rows(tmp_path / "strict")
+    assert {u: r["status"] for u, r in rows.items()} == {c.url: "private_address" for c in cands}
+    assert all("allow_private" in r["error"] for r in rows.values()), "the skip says how to allow it"
+    assert handler.seen == [], "not one request reached the private server, not even for robots.txt"
+    assert not list((tmp_path / "strict").glob("*.jpg"))
+
+    download(cands[:1], tmp_path / "allowed", **FAST)  # the explicit allowance, and the manifest says so
+    (row,) = latest_rows(tmp_path / "allowed").values()
+    assert row["status"] == "ok" and row["address"] == "127.0.0.1 (private, allowed by allow_private)"
+
+
+@pytest.fixture
+def second_loopback_server():
+    """A plain image server on 127.0.0.2: "another private address" that a redirect can point at."""
+    handler = type("H", (Hostile,), {"files": dict(build_site()), "seen": [], "times": []})
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.2", 0), handler)
+    except OSError:
+        pytest.skip("this system cannot bind 127.0.0.2")
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.2:{server.server_address[1]}", handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_every_redirect_hop_is_checked(hostile, second_loopback_server, tmp_path, monkeypatch):
+    """Our test server stands in for a public site (only 127.0.0.1 is let through); it redirects to 127.0.0.2."""
+    base, handler = hostile
+    inside, inside_handler = second_loopback_server
+    handler.redirect_to = inside + "/img/b.jpg"
+    real = scrape.address_refusal
+    monkeypatch.setattr(scrape, "address_refusal", lambda ip: None if ip == "127.0.0.1" else real(ip))
+    strict = {**FAST, "allow_private": False}
+
+    download([Candidate(base + "/elsewhere.jpg", "search")], tmp_path / "d", **strict)
+
+    (row,) = latest_rows(tmp_path / "d").values()
+    assert row["status"] == "private_address" and "redirected to 127.0.0.2" in row["error"], row
+    assert [p for p, _ in handler.seen] == ["/robots.txt", "/elsewhere.jpg"]
+    assert inside_handler.seen == [], "the private host was never contacted"
+
+
+def test_the_host_is_resolved_once_and_the_checked_address_is_the_one_connected(hostile, tmp_path, monkeypatch):
+    """DNS rebinding: a name that answers 127.0.0.1 (allowed here) first and a private address after."""
+    import socket
+
+    base, _ = hostile
+    port = int(base.rsplit(":", 1)[1])
+    real_lookup, answers = socket.getaddrinfo, []
+
+    def rebinding(host, *args, **kwargs):
+        if host != "rebind.test":
+            return real_lookup(host, *args, **kwargs)
+        answers.append(host)
+        ip = "127.0.0.1" if len(answers) == 1 else "10.255.255.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    real = scrape.address_refusal
+    monkeypatch.setattr(scrape, "address_refusal", lambda ip: None if ip == "127.0.0.1" else real(ip))
+
+    download([Candidate(f"http://rebind.test:{port}/img/a.jpg", "search")], tmp_path / "d",
+             **{**FAST, "allow_private": False, "respect_robots": False, "workers": 1})
+
+    (row,) = latest_rows(tmp_path / "d").values()
+    assert row["status"] == "ok" and row["address"] == "127.0.0.1"
+    assert answers == ["rebind.test"], "one lookup: the address checked is the address used"
+
+
+def test_bad_arguments_fail_at_once_with_a_clear_message(tmp_path):
+    cands = [Candidate("http://127.0.0.1:9/a.jpg", "urls")]
+    for settings, message in [({"workers": 0}, "workers"), ({"workers": -3}, "workers"), ({"retries": -1}, "retries"),
+                              ({"total_timeout": 0}, "time-out"), ({"max_bytes": 0}, "max_bytes"),
+                              ({"per_host_interval": -1}, "per_host_interval"), ({"workers": "4"}, "number"),
+                              ({"workres": 4}, "unknown setting")]:
+        with pytest.raises((ValueError, TypeError), match=message):
+            download(cands, tmp_path / "d", progress=False, **settings)
+    with pytest.raises(ValueError, match="max_images"):
+        download(cands, tmp_path / "d", max_images=-1, progress=False)
+    with pytest.raises(TypeError, match="Candidate"):
+        download(["http://127.0.0.1:9/a.jpg"], tmp_path / "d", progress=False)
+    with pytest.raises(ValueError, match="retries"):
+        scrape.DownloadConfig(retries=-1)
+    assert not (tmp_path / "d" / "manifest.csv").exists(), "nothing was tried"
+    with pytest.raises(ValueError, match="max_results"):
+        scrape.search("duckduckgo", "selfie", 0)
+    with pytest.raises(ValueError, match="query"):
+        scrape.search("duckduckgo", "  ", 5)
+    said = []
+    with pytest.raises(ValueError, match="choose from"):
+        scrape.search_many("selfie", ["duckduckgo", "altavista"], 5, say=said.append)
+    assert said == [], "refused before any back end was asked"
+
+
+def test_total_timeout_does_not_count_the_polite_wait(hostile, tmp_path):
+    """Five fast requests to one host at 0.6 s intervals: the last waits 2.4 s for its turn, then takes milliseconds."""
+    base, _ = hostile
+    cands = [Candidate(base + p, "urls") for p in ("/img/a.jpg", "/img/b.jpg", "/img/c.jpg", "/img/d.jpg")]
+
+    report = download(cands, tmp_path / "d", **{**FAST, "per_host_interval": 0.6, "total_timeout": 0.5})
+
+    assert report.counts == Counter({"ok": 4}), [r["error"] for r in latest_rows(tmp_path / "d").values()]
+
+
+def test_ctrl_c_during_slow_downloads_stops_within_seconds_and_resumes(hostile, tmp_path):
+    """Ctrl-C while two servers trickle and one is silent: the call returns at once, no half file, and a re-run resumes."""
+    import signal
+
+    base, handler = hostile
+    main = threading.main_thread().ident
+    handler.ctrl_c = lambda: signal.pthread_kill(main, signal.SIGINT)  # what Jupyter's "interrupt" sends
+    names = ["/img/a.jpg", "/img/b.jpg", "/stall/1.jpg", "/drip/1.jpg", "/drip/2.jpg", "/img/c.jpg", "/img/d.jpg"]
+    cands = [Candidate(base + p, "urls") for p in names]
+    folder = tmp_path / "selfie"
+    patient = {**FAST, "workers": 2, "retries": 2, "read_timeout": 20.0, "total_timeout": 60.0, "max_bytes": 1_000_000}
+
+    t0 = time.monotonic()
+    report = download(cands, folder, **patient)
+    seconds = time.monotonic() - t0
+
+    assert report.interrupted
+    assert seconds < 15, f"Ctrl-C took {seconds:.0f} s to take effect (the drips alone run for a minute)"
+    rows = latest_rows(folder)
+    assert rows and all(r["status"] == "ok" for r in rows.values()), "a cut-off URL gets no row, not a false failure"
+    assert not any("/drip/" in u or "/stall/" in u for u in rows)
+    on_disk = {p.name for p in folder.iterdir() if p.name != "manifest.csv"}
+    assert on_disk <= {r["path"] for r in rows.values()}, "no half-written or unrecorded file"
+
+    handler.fast, handler.seen[:] = True, []
+    again = download(cands, folder, **patient)
+
+    assert not again.interrupted and set(latest_rows(folder)) == {c.url for c in cands}
+    assert set(manifest_counts(folder)) == {"ok"}
+    assert {base + p for p, _ in handler.seen if p != "/robots.txt"} == {c.url for c in cands} - set(rows)
+
+
+def test_a_manifest_from_before_the_address_column_still_resumes(hostile, tmp_path):
+    base, handler = hostile
+    folder = tmp_path / "d"
+    folder.mkdir()
+    old_header = [c for c in scrape.MANIFEST_COLUMNS if c != "address"]
+    with open(folder / "manifest.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(old_header)
+        w.writerow([base + "/missing.jpg", "urls", "", "", "", "", "", "", "http_404", "Not Found"])
+
+    download([Candidate(base + "/missing.jpg", "urls"), Candidate(base + "/img/a.jpg", "urls")], folder, **FAST)
+
+    assert [p for p, _ in handler.seen] == ["/robots.txt", "/img/a.jpg"], "the old row is still known"
+    rows = latest_rows(folder)
+    assert rows[base + "/missing.jpg"]["status"] == "http_404" and rows[base + "/img/a.jpg"]["status"] == "ok"
+    with open(folder / "manifest.csv", newline="") as f:
+        assert next(csv.reader(f)) == scrape.MANIFEST_COLUMNS
 
 
 # ---------------------------------------------------------------- perceptual hash
