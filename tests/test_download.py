@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from helpers.download import DownloadError, UnsafeArchiveError, fetch, safe_extract, safe_name
+from helpers.download import ArchiveLimits, DownloadError, UnsafeArchiveError, fetch, safe_extract, safe_name
 
 
 def sha(data: bytes) -> str:
@@ -107,3 +107,122 @@ def test_tar_gz_extracts(tmp_path):
         t.addfile(info, io.BytesIO(data))
     written = safe_extract(tmp_path / "ck.tar.gz", tmp_path / "out")
     assert [p.read_bytes() for p in written] == [b"weights"]
+
+
+# ---------------------------------------------------------------- archive bombs and bad arguments
+
+MiB = 1 << 20
+
+
+def files_in(folder):
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+def zeros_zip(path, size: int, name: str = "zeros.bin") -> None:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z, z.open(name, "w") as f:
+        for _ in range(size // MiB):
+            f.write(bytes(MiB))
+
+
+def zeros_tar_gz(path, size: int) -> None:
+    with tarfile.open(path, "w:gz") as t:
+        info = tarfile.TarInfo("zeros.bin")
+        info.size = size
+        t.addfile(info, io.BytesIO(bytes(size)))
+
+
+def test_zip_bomb_is_refused_before_anything_is_written(tmp_path):
+    zeros_zip(tmp_path / "bomb.zip", 64 * MiB)  # about 64 KB declaring 64 MiB: a ratio near 1000
+    assert (tmp_path / "bomb.zip").stat().st_size < MiB
+    with pytest.raises(UnsafeArchiveError, match="max_ratio"):
+        safe_extract(tmp_path / "bomb.zip", tmp_path / "out")
+    assert files_in(tmp_path / "out") == []
+    with pytest.raises(UnsafeArchiveError, match="max_total_bytes"):  # the size cap holds even with any ratio allowed
+        safe_extract(tmp_path / "bomb.zip", tmp_path / "out", ArchiveLimits(max_ratio=1e9, max_total_bytes=16 * MiB))
+    assert files_in(tmp_path / "out") == []
+
+
+def test_gzipped_tar_of_zeros_is_refused_by_ratio_and_by_size(tmp_path):
+    zeros_tar_gz(tmp_path / "bomb.tar.gz", 32 * MiB)
+    with pytest.raises(UnsafeArchiveError, match="max_ratio"):  # packed size of the whole file vs declared sizes
+        safe_extract(tmp_path / "bomb.tar.gz", tmp_path / "out")
+    with pytest.raises(UnsafeArchiveError, match="max_total_bytes"):
+        safe_extract(tmp_path / "bomb.tar.gz", tmp_path / "out", ArchiveLimits(max_ratio=1e9, max_total_bytes=16 * MiB))
+    assert files_in(tmp_path / "out") == []
+    zeros_tar_gz(tmp_path / "small.tar.gz", 2 * MiB)  # a trusted archive with the caps raised unpacks fine
+    (written,) = safe_extract(tmp_path / "small.tar.gz", tmp_path / "ok", ArchiveLimits(max_ratio=1e9))
+    assert written.stat().st_size == 2 * MiB
+
+
+def test_member_count_bomb_is_refused(tmp_path):
+    make = {f"f{i}.txt": b"" for i in range(301)}
+    (tmp_path / "many.zip").write_bytes(make_zip(make))
+    with tarfile.open(tmp_path / "many.tar", "w") as t:
+        for name in make:
+            t.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+    for name in ("many.zip", "many.tar"):
+        with pytest.raises(UnsafeArchiveError, match="more than 300 members"):
+            safe_extract(tmp_path / name, tmp_path / "out", ArchiveLimits(max_members=300))
+        assert files_in(tmp_path / "out") == []
+    assert len(safe_extract(tmp_path / "many.zip", tmp_path / "out")) == 301  # the default cap is far higher
+
+
+def test_a_zip_that_lies_about_its_sizes_leaves_nothing_and_says_so(tmp_path):
+    """Headers patched to declare 1000 bytes for a member that really unpacks to 4 MiB."""
+    data = bytearray(make_zip({"first.txt": b"fine", "liar.bin": bytes(4 * MiB)}))
+    for sig, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # uncompressed size in local and central headers
+        at = data.rfind(sig)
+        data[at + offset:at + offset + 4] = (1000).to_bytes(4, "little")
+    (tmp_path / "liar.zip").write_bytes(bytes(data))
+    with pytest.raises(DownloadError, match="damaged|lies"):
+        safe_extract(tmp_path / "liar.zip", tmp_path / "out")
+    assert files_in(tmp_path / "out") == [], "the member written before the lie was found is removed too"
+
+
+def test_the_bytes_written_are_counted_too(tmp_path, monkeypatch):
+    """If the declared sizes got past the checks, the copy itself stops at the cap and cleans up."""
+    import helpers.download as dl
+
+    with tarfile.open(tmp_path / "two.tar", "w") as t:
+        for name in ("a.bin", "b.bin"):
+            info = tarfile.TarInfo(name)
+            info.size = 3 * MiB
+            t.addfile(info, io.BytesIO(bytes(info.size)))
+    monkeypatch.setattr(dl, "_check_sizes", lambda *a, **kw: None)  # as if the headers had lied
+    with pytest.raises(UnsafeArchiveError, match="while writing"):
+        safe_extract(tmp_path / "two.tar", tmp_path / "out", ArchiveLimits(max_total_bytes=4 * MiB))
+    assert files_in(tmp_path / "out") == []
+    budget = dl._Budget(tmp_path / "x.zip", ArchiveLimits())
+    with pytest.raises(UnsafeArchiveError, match="declares"):
+        budget.copy(io.BytesIO(b"x" * 10), io.BytesIO(), "m", declared=5)
+
+
+def test_fetch_refuses_bad_arguments_before_downloading(http_root, tmp_path):
+    root, base, log = http_root
+    (root / "a.bin").write_bytes(b"a")
+    (tmp_path / "a-file").write_text("x")
+    for kwargs, message in [({"sha256": "abc"}, "64 hex"), ({"timeout": 0}, "timeout"), ({"extract": "yes"}, "extract"),
+                            ({"filename": ""}, "filename")]:
+        with pytest.raises(DownloadError, match=message):
+            fetch(f"{base}/a.bin", tmp_path / "dl", **kwargs)
+    with pytest.raises(DownloadError, match="url"):
+        fetch(None, tmp_path / "dl")
+    with pytest.raises(DownloadError, match="is a file"):
+        fetch(f"{base}/a.bin", tmp_path / "a-file")
+    with pytest.raises(ValueError, match="max_members"):
+        ArchiveLimits(max_members=0)
+    assert log == [], "nothing was requested"
+    assert fetch(f"{base}/a.bin", tmp_path / "dl", sha256=sha(b"a").upper()).read_bytes() == b"a"
+
+
+def test_plain_http_download_shows_a_byte_progress_bar(http_root, tmp_path, capsys):
+    root, base, _ = http_root
+    (root / "big.bin").write_bytes(bytes(3 * MiB))
+    (root / "tiny.bin").write_bytes(b"tiny")
+    fetch(f"{base}/tiny.bin", tmp_path / "dl")
+    assert capsys.readouterr().err == "", "a tiny file downloads quietly"
+    fetch(f"{base}/big.bin", tmp_path / "dl")
+    err = capsys.readouterr().err
+    assert "big.bin" in err and "3.00M" in err and "100%" in err, err
+    fetch(f"{base}/big.bin", tmp_path / "quiet", progress=False)
+    assert capsys.readouterr().err == ""
