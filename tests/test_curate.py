@@ -127,3 +127,28 @@ def test_progress_bar_widget_on_this_ipywidgets():
     assert progress.value == progress.max == 4 and "faces" in label.value and "4/4" in counts.value
     bar.close()
     assert progress.bar_style == "success"
+
+
+def widget_tree(widget):
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from widget_tree(child)
+
+
+def test_every_widget_setting_is_a_trait_of_this_ipywidgets(folder, tmp_path):
+    """ipywidgets silently keeps an attribute (or drops a keyword) it does not know, so a setting that exists only
+    in 8 (e.g. description_allow_html) would do nothing on Colab's 7.7.1: every one we use must be a real trait."""
+    import warnings
+
+    from helpers.upload import UploadBox
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        grid = CurationGrid(folder, page_size=4)
+        grid.buttons[0].click()
+        box = UploadBox(tmp_path / "uploads", kind="photo", default=tmp_path / "me.jpg")
+    assert not [w for w in caught if "unrecognized" in str(w.message).lower()]
+    for root in (grid.widget, box.widget):
+        for widget in widget_tree(root):
+            unknown = [k for k in vars(widget) if not k.startswith("_") and not widget.has_trait(k) and k != "equals"]
+            assert not unknown, f"{type(widget).__name__} has no trait(s) {unknown} on this ipywidgets"
