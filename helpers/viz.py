@@ -98,6 +98,13 @@ def plot_curves(path: str | os.PathLike, columns: Sequence[str], x: str = "step"
 
 
 # ---------------------------------------------------------------- widgets in Colab
+#
+# The course's widgets use only what ipywidgets 7.7.1 (Colab) and 8 share: Button.on_click and .click(),
+# Image.value as bytes, HTML.value, Dropdown options as (label, value) pairs, GridBox and Layout. What
+# differs is handled where it is used: FileUpload.value (helpers.upload.uploaded_files) and settings that
+# exist only in 8, such as description_allow_html, which 7 ignores silently (we use HTML widgets instead;
+# tests/test_curate.py checks every setting is a real trait). Live pictures during training use plain
+# IPython display handles (helpers.train.LiveView), which need no widgets at all.
 
 _colab_widgets_enabled = False
 
