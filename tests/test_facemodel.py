@@ -252,3 +252,34 @@ def test_lesson_05_takes_the_model_asked_for_else_the_other_else_says_what_to_ru
     assert facemodel.model_for_render(ws, "ugatit").kind == "ugatit"
     with pytest.raises(ValueError, match="mode"):
         facemodel.model_for_render(ws, "ugatit2")
+
+
+# ---------------------------------------------------------------- notebook 04 alone, with only a shared checkpoint
+
+@pytest.mark.notebook
+def test_notebook_04_with_only_a_shared_checkpoint_goes_straight_to_translating(tmp_path, http_root, monkeypatch):
+    import nbformat
+
+    from helpers.course import find_notebook, run_notebook
+
+    www, base, _ = http_root
+    make_ugatit_run(tmp_path / "theirs", step=3)
+    (www / "selfie2drag.pt").write_bytes(list_checkpoints(tmp_path / "theirs")[-1][1].read_bytes())
+    monkeypatch.setenv("POLYJUICE_DEVICE", "cpu")
+    monkeypatch.setenv("POLYJUICE_OFFLINE", "1")
+    workspace = tmp_path / "fresh"  # no faces, no checkpoints: defaults (QUICK = False) and the URL only
+    out = run_notebook(find_notebook("04"), tmp_path / "04.ipynb", {"SHARED_CHECKPOINT_URL": f"{base}/selfie2drag.pt"}, workspace)
+
+    cells = {c.get("id"): c for c in nbformat.read(str(out), as_version=4).cells}
+    said = "".join(o.get("text", "") for o in cells["shared04"].outputs)
+    assert "no faces of selfie, drag to train on" in said and "straight to translating" in said
+    assert all(not c.outputs for c in cells.values() if c.cell_type == "code" and c.source.startswith("%%skip_if not TRAIN"))
+    assert not (workspace / "faces" / "selfie").exists()
+
+    def pictures(cell):
+        return [o for o in cell.outputs if "image/png" in o.get("data", {})]
+
+    translation = cells["1d52dbbf"]
+    assert "U-GAT-IT A2B (step 3), 32 px" in "".join(o.get("text", "") for o in translation.outputs)
+    assert pictures(translation), "the translation figure (selfie, attention, translated) is shown"
+    assert pictures(cells["0fb4a58d"]), "the photo translated and pasted back is shown"
