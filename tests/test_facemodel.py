@@ -283,3 +283,27 @@ def test_notebook_04_with_only_a_shared_checkpoint_goes_straight_to_translating(
     assert "U-GAT-IT A2B (step 3), 32 px" in "".join(o.get("text", "") for o in translation.outputs)
     assert pictures(translation), "the translation figure (selfie, attention, translated) is shown"
     assert pictures(cells["0fb4a58d"]), "the photo translated and pasted back is shown"
+
+
+def test_skip_if_skips_a_cell_and_a_failing_cell_still_fails():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "helpers.cells")
+    shell.user_ns.update(TRAIN=False, ran=[])
+    assert shell.run_cell("%%skip_if not TRAIN\nran.append(1)").success and shell.user_ns["ran"] == []
+    shell.user_ns["TRAIN"] = True
+    assert shell.run_cell("%%skip_if not TRAIN\nran.append(2)").success and shell.user_ns["ran"] == [2]
+    assert not shell.run_cell("%%skip_if not TRAIN\n1 / 0").success  # a notebook run stops here, as without the magic
+
+
+def test_translate_only_when_a_model_is_ready_and_faces_are_missing(tmp_path):
+    from helpers.facemodel import translate_only
+
+    faces, run = tmp_path / "faces", tmp_path / "run"
+    assert translate_only(run, faces, ["selfie", "drag"]) is None  # nothing to translate with: train (or say what is missing)
+    make_ugatit_run(run)
+    assert "no faces of selfie, drag" in translate_only(run, faces, ["selfie", "drag"])
+    assert translate_only(run, faces, ["woman", "cartoon"]) is None  # sample domains are cropped on the spot
+    make_swap_run(tmp_path / "swap")
+    assert translate_only(tmp_path / "swap", faces, ["selfie"]) is None  # a swap run cannot translate
