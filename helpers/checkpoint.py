@@ -43,12 +43,13 @@ first so Drive's trash does not keep its bytes.
 
 from __future__ import annotations
 
-import errno
 import os
+import pickle
 import random
 import re
 import time
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -63,9 +64,6 @@ NAME_RE = re.compile(r"^ckpt-(\d{9})\.pt$")
 WEIGHTS_NAME = "weights-{step:09d}.pt"
 WEIGHTS_RE = re.compile(r"^weights-(\d{9})\.pt$")
 HALF_MAX = float(torch.finfo(torch.float16).max)
-# read errors that say nothing about the file's content: such a file is kept, not judged
-TRANSIENT_ERRNOS = {getattr(errno, n) for n in ("EIO", "EAGAIN", "EINTR", "ETIMEDOUT", "ENOTCONN", "ESTALE", "EBUSY",
-                                                 "EACCES", "EPERM", "ENOMEM", "EMFILE", "ENFILE") if hasattr(errno, n)}
 
 
 # ---------------------------------------------------------------- RNG state
@@ -158,25 +156,64 @@ def atomic_save(obj: Any, path: str | os.PathLike, expected_size: int | None = N
                                 what=f"{Path(path).name}")
 
 
-def _probe(path: Path, step: int) -> str:
-    """'ok' when the file loads and holds `step`, 'corrupt' when it can never load, 'unknown' on a read error.
+class _Stub:
+    """Stands in for every class a pickle names, so reading a checkpoint's skeleton runs no code at all."""
 
-    Cheap: mmap maps the tensor data without reading it, so a 7 GiB file costs a
-    read of its zip directory and pickle only.
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+    def __setitem__(self, key, value):
+        pass
+
+    def append(self, value):
+        pass
+
+    def extend(self, values):
+        pass
+
+
+class _SkeletonUnpickler(pickle.Unpickler):
+    """The plain dicts, numbers and strings of a torch pickle; tensors and classes become _Stub."""
+
+    def find_class(self, module, name):
+        return _Stub
+
+    def persistent_load(self, pid):
+        return None
+
+
+def _probe(path: Path, step: int) -> str:
+    """'ok' when the file is a whole checkpoint of `step`, 'corrupt' when it can never load, else 'unknown'.
+
+    Cheap on any file system, without mmap: it reads the zip directory at the
+    end of the file and the small pickle of its structure, never the tensors,
+    so a 7 GiB checkpoint on Drive costs a few hundred kilobytes. A truncated
+    file has no zip directory; an I/O error says nothing about the content
+    (a Drive hiccup) and a non-zip file may be an old torch format: those are
+    'unknown', kept and not counted.
     """
     try:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except Exception:  # no mmap here (old file format, some FUSE mounts): a plain load says what is wrong
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except OSError as exc:
-        if exc.errno in TRANSIENT_ERRNOS:
-            return "unknown"  # e.g. a Drive hiccup: do not delete what may be a good file
-        return "corrupt"  # torch reports a truncated zip as EINVAL
-    except Exception:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if not magic:
+            return "corrupt"  # an empty file
+        if magic != b"PK\x03\x04" and magic[:1] == b"\x80":
+            return "unknown"  # a pickle: the pre-1.6 torch format, not one of our saves
+        with zipfile.ZipFile(path) as archive:
+            pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+            if len(pickles) != 1:
+                return "corrupt"
+            with archive.open(pickles[0]) as f:  # reading it to the end checks its CRC
+                skeleton = _SkeletonUnpickler(f).load()
+    except OSError:
+        return "unknown"
+    except Exception:  # BadZipFile (truncated, garbage), a broken pickle
         return "corrupt"
-    if not isinstance(state, dict) or state.get("step") != step:
-        return "unknown"  # loads, but not what its name says: not ours to delete, not counted
+    if not isinstance(skeleton, dict) or skeleton.get("step") != step:
+        return "unknown"  # a whole file, but not what its name says: not ours to delete, not counted
     return "ok"
 
 

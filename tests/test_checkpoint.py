@@ -326,14 +326,27 @@ def test_a_read_error_keeps_the_file(tmp_path, monkeypatch):
     """An I/O error (a Drive hiccup) says nothing about the file: it is neither deleted nor counted."""
     for step in (1, 2):
         ck.save_checkpoint(tmp_path, step, small_state(step), keep_last=1)
-    real_load = torch.load
+    real_zip = ck.zipfile.ZipFile
 
     def flaky(path, *args, **kwargs):
         if Path(path).name == "ckpt-000000002.pt":
             raise OSError(errno.EIO, "Input/output error")
-        return real_load(path, *args, **kwargs)
+        return real_zip(path, *args, **kwargs)
 
     ck._probed.clear()
-    monkeypatch.setattr(ck.torch, "load", flaky)
+    monkeypatch.setattr(ck.zipfile, "ZipFile", flaky)
     ck.save_checkpoint(tmp_path, 1, small_state(1), keep_last=1)  # e.g. a run restarted from step 1
     assert [s for s, _ in ck.list_checkpoints(tmp_path)] == [1, 2]
+
+
+def test_prune_judges_files_without_loading_their_tensors(tmp_path, monkeypatch):
+    """A 7 GiB checkpoint on Drive must not be read back to decide whether to keep it."""
+    for step in (1, 2, 3):
+        ck.save_checkpoint(tmp_path, step, small_state(step), keep_last=3)
+    truncated = ck.checkpoint_path(tmp_path, 4)
+    truncated.write_bytes(ck.checkpoint_path(tmp_path, 3).read_bytes()[:-100])
+    ck._probed.clear()
+    monkeypatch.setattr(ck.torch, "load", lambda *a, **k: pytest.fail("prune loaded a checkpoint"))
+    with pytest.warns(UserWarning, match="ckpt-000000004"):
+        ck.prune(tmp_path, keep_last=2, milestone_every=None)
+    assert [s for s, _ in ck.list_checkpoints(tmp_path)] == [2, 3]
