@@ -160,15 +160,14 @@ class UploadBox:
         self.upload = widgets.FileUpload(accept=accept, multiple=self.multiple, description=label)
         self.picker = widgets.Dropdown(description="use", layout=widgets.Layout(width="420px"))
         self.status = widgets.HTML()
+        then = "everything in it is used" if self.multiple else "run this cell again and pick them in the list"
         self.hint = widgets.HTML(
             f"<small>Saved in {html.escape(str(self.folder))}. A notebook widget carries about 1 MB in Colab "
             f"and 10 MB in Jupyter: put bigger files (most videos) in that folder another way (Google Drive, "
-            f"Colab's Files panel), run this cell again and pick them in the list.</small>")
+            f"Colab's Files panel); {then}.</small>")
         self.upload.observe(self._on_upload, names="value")
-        rows = [widgets.HBox([self.upload, self.picker]), self.status, self.hint]
-        if self.multiple:
-            rows = [self.upload, self.status, self.hint]
-        self.widget = widgets.VBox(rows)
+        top = self.upload if self.multiple else widgets.HBox([self.upload, self.picker])  # a folder needs no picker
+        self.widget = widgets.VBox([top, self.status, self.hint])
         self.refresh(select=picked)
         self._say([])
 
@@ -180,8 +179,12 @@ class UploadBox:
 
     @property
     def paths(self) -> list[Path]:
-        """Every file of this kind in the folder (earlier uploads included), oldest first."""
-        return self.files()
+        """Every file of this kind in the folder (earlier uploads and files copied in by hand too), oldest first."""
+        if not self.folder.is_dir():
+            return []
+        found = [p for p in self.folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                 and p.suffix.lower() in KINDS[self.kind]]
+        return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
 
     def __fspath__(self) -> str:
         if self.path is None:
@@ -198,18 +201,10 @@ class UploadBox:
         return f"UploadBox({self.kind}: {self.path})"
 
     # -- state --------------------------------------------------------------------------------
-    def files(self) -> list[Path]:
-        """The files of this kind already in the folder, oldest first."""
-        if not self.folder.is_dir():
-            return []
-        found = [p for p in self.folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                 and p.suffix.lower() in KINDS[self.kind]]
-        return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
-
     def refresh(self, select: str | os.PathLike = "") -> None:
         """List the folder's files in the picker again (e.g. after copying one in by hand)."""
         default = f"the default: {self.default.name}" if self.default else "the lesson's default"
-        options = [(default, "")] + [(p.name, str(p)) for p in reversed(self.files())]
+        options = [(default, "")] + [(p.name, str(p)) for p in reversed(self.paths)]
         self.picker.options = options
         self.picker.value = str(select) if str(select) in {v for _, v in options} else ""
 
@@ -248,7 +243,7 @@ class UploadBox:
         text = [f"{mark} {html.escape(line)}" for mark, line in lines]
         now = f"using <b>{html.escape(self.path.name)}</b>" if self.path else "using the lesson's default"
         if self.multiple:
-            now = f"{len(self.files())} {self.kind}(s) in the folder"
+            now = f"{len(self.paths)} {self.kind}(s) in the folder"
         self.status.value = "<br>".join(text + [now])
 
     def _ipython_display_(self):
