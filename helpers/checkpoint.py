@@ -144,8 +144,11 @@ def estimate_size(obj: Any) -> int:
     """Bytes a torch.save of `obj` will take: its tensors' storages (shared ones once) plus a little per tensor."""
     storages, count = {}, 0
     for t in _walk_tensors(obj):
-        s = t.untyped_storage()
-        storages[(s.device, s.data_ptr())] = s.nbytes()
+        try:
+            s = t.untyped_storage()
+            storages[(str(s.device), s.data_ptr())] = s.nbytes()
+        except (RuntimeError, NotImplementedError):  # sparse and other storage-less tensors
+            storages[("other", id(t))] = t.numel() * t.element_size()
         count += 1
     return sum(storages.values()) + 512 * count + 64 * 1024
 

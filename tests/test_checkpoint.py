@@ -233,6 +233,16 @@ def test_size_estimate_matches_the_file():
     assert real <= ck.estimate_size(state) <= real + 128 * 1024
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_states_on_the_gpu_save_and_load_on_the_cpu(tmp_path):
+    model = torch.nn.Linear(4, 2).cuda()
+    saver = ck.Checkpointer(tmp_path, every_steps=1, keep_last=1, milestone_every=1, say=None)
+    saver.save(1, {"model": model.state_dict()}, weights={"model": model.state_dict()})
+    assert ck.estimate_size({"model": model.state_dict()}) > 24
+    assert ck.load_latest(tmp_path)["model"]["weight"].device.type == "cpu"
+    assert ck.load_checkpoint(ck.weights_path(tmp_path, 1))["model"]["weight"].dtype == torch.float16
+
+
 @pytest.fixture
 def tiny_filesystem(tmp_path):
     """A real 3 MiB tmpfs (needs root; skipped elsewhere)."""
