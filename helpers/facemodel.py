@@ -18,7 +18,6 @@ shared (URL or Drive link) into a run folder for either kind.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import warnings
@@ -121,25 +120,30 @@ class FaceModel:
     def _forward(self, x: torch.Tensor, **kw):
         raise NotImplementedError
 
-    def _autocast(self):
-        if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
-
     @torch.no_grad()
-    def _run(self, x: torch.Tensor, batch_size: int, **kw) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Float NCHW in [-1, 1] at any size -> the same size and device, plus heatmaps at that size when the model has them."""
-        h, w = x.shape[-2:]
+    def _run(self, faces: torch.Tensor, batch_size: int, **kw) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """uint8 (N, H, W, 3) or float (N, 3, H, W) faces -> the same kind, size and device, plus (N, 1, H, W) heatmaps or None.
+
+        Each batch travels to the model's device as it came (uint8 is a quarter
+        of float32's bytes) and comes back as it went in.
+        """
+        from .train import autocast
+
+        is_uint8 = faces.dtype == torch.uint8
+        h, w = faces.shape[1:3] if is_uint8 else faces.shape[-2:]
         outs, heats = [], []
-        for chunk in x.split(batch_size):
-            small = resize_faces(chunk.to(self.device, torch.float32), self.size)
-            with self._autocast():
-                out, heat = self._forward(small, **kw)
-            outs.append(resize_faces(out.float(), (h, w)).clamp(-1, 1).to(x.device))
+        for chunk in faces.split(batch_size):
+            x = chunk.to(self.device)
+            x = x.permute(0, 3, 1, 2).float() / 127.5 - 1 if is_uint8 else x.float()
+            with autocast(self.device, self.dtype):
+                out, heat = self._forward(resize_faces(x, self.size), **kw)
+            out = resize_faces(out.float(), (h, w)).clamp(-1, 1)
+            out = ((out + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous() if is_uint8 else out.to(faces.dtype)
+            outs.append(out.to(faces.device))
             if heat is not None:
-                heats.append(resize_faces(heat.float(), (h, w)).to(x.device))
+                heats.append(resize_faces(heat.float(), (h, w)).to(faces.device))
         if not outs:
-            return x.float().clone(), x.new_zeros((0, 1, h, w), dtype=torch.float32)
+            return faces.clone(), torch.zeros((0, 1, h, w), device=faces.device)
         return torch.cat(outs), (torch.cat(heats) if heats else None)
 
     def apply(self, faces, batch_size: int | None = None, return_cam: bool = False, **kw):
@@ -148,31 +152,23 @@ class FaceModel:
         if isinstance(faces, np.ndarray):
             if faces.dtype != np.uint8 or faces.ndim != 4 or faces.shape[-1] != 3:
                 raise ValueError(f"faces must be uint8 (N, H, W, 3) RGB crops, got {faces.dtype} {faces.shape}")
-            out, heat = self._apply_uint8(torch.from_numpy(np.ascontiguousarray(faces)), batch_size, **kw)
-            out = out.numpy()
-            heat = None if heat is None else heat[:, 0].numpy()
+            out, heat = self._run(torch.from_numpy(np.ascontiguousarray(faces)), batch_size, **kw)
+            out, heat = out.numpy(), (None if heat is None else heat.numpy())
         elif isinstance(faces, torch.Tensor) and faces.dtype == torch.uint8:
-            out, heat = self._apply_uint8(faces, batch_size, **kw)
-            heat = None if heat is None else heat[:, 0]
+            if faces.ndim != 4 or faces.shape[-1] != 3:
+                raise ValueError(f"uint8 faces must be (N, H, W, 3) RGB, got shape {tuple(faces.shape)}")
+            out, heat = self._run(faces, batch_size, **kw)
         elif isinstance(faces, torch.Tensor):
             if faces.ndim != 4 or faces.shape[1] != 3:
                 raise ValueError(f"A float tensor of faces must be (N, 3, H, W) in [-1, 1], got shape {tuple(faces.shape)}")
             out, heat = self._run(faces.detach(), batch_size, **kw)
-            out = out.to(faces.dtype)
         else:
             raise TypeError(f"faces must be a uint8 (N, H, W, 3) array or a float (N, 3, H, W) tensor, not {type(faces).__name__}")
         if return_cam:
             if heat is None:
                 raise ValueError(f"{type(self).__name__} has no attention heatmaps; return_cam is for the U-GAT-IT Translator.")
-            return out, heat
+            return out, heat[:, 0] if isinstance(faces, np.ndarray) or faces.dtype == torch.uint8 else heat
         return out
-
-    def _apply_uint8(self, faces: torch.Tensor, batch_size: int, **kw):
-        if faces.ndim != 4 or faces.shape[-1] != 3:
-            raise ValueError(f"uint8 faces must be (N, H, W, 3) RGB, got shape {tuple(faces.shape)}")
-        x = faces.permute(0, 3, 1, 2).float() / 127.5 - 1
-        out, heat = self._run(x, batch_size, **kw)
-        return ((out + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous(), heat
 
     def __call__(self, faces):
         return self.apply(faces)

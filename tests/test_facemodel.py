@@ -307,3 +307,18 @@ def test_translate_only_when_a_model_is_ready_and_faces_are_missing(tmp_path):
     assert translate_only(run, faces, ["woman", "cartoon"]) is None  # sample domains are cropped on the spot
     make_swap_run(tmp_path / "swap")
     assert translate_only(tmp_path / "swap", faces, ["selfie"]) is None  # a swap run cannot translate
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_both_models_agree_with_the_cpu_under_the_shared_precision_policy(tmp_path):
+    from helpers.train import autocast_dtype
+
+    make_swap_run(tmp_path / "swap")
+    make_ugatit_run(tmp_path / "ugatit")
+    faces = crops(5, 48)
+    for folder in ("swap", "ugatit"):
+        cpu, gpu = load_face_model(tmp_path / folder, "cpu"), load_face_model(tmp_path / folder, "cuda")
+        assert gpu.dtype == autocast_dtype(torch.device("cuda"), "auto") and cpu.dtype is None
+        on_gpu = gpu(torch.from_numpy(faces).cuda())
+        assert on_gpu.is_cuda and on_gpu.dtype == torch.uint8
+        assert np.abs(on_gpu.cpu().numpy().astype(int) - cpu(faces)).mean() < 3
