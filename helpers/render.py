@@ -25,7 +25,7 @@ import numpy as np
 
 from .blend import COLOR_METHODS, MASKS, blend_face, check_blend_options
 from .smooth import FaceSmoother, FaceTracker, OneEuroFilter, check_target
-from .video import (ALTERED_TAG, VideoWriter, check_count, check_crf, check_number, check_output_path, iter_frames,
+from .video import (ALTERED_TAG, VideoError, VideoWriter, check_count, check_crf, check_number, check_output_path, iter_frames,
                     probe)
 
 STAGES = ("decode", "detect", "model", "blend", "encode")
@@ -271,7 +271,8 @@ def render_video(
     src, dst = Path(src), Path(dst)
     _check_render_args(src, dst, face_fn, size=size, batch_size=batch_size, target=target, min_cutoff=min_cutoff,
                        beta=beta, mask=mask, color=color, erode=erode, feather=feather, detect_max_side=detect_max_side,
-                       max_seconds=max_seconds, max_frames=max_frames, crf=crf, label=label, label_text=label_text)
+                       max_seconds=max_seconds, max_frames=max_frames, crf=crf, label=label, label_text=label_text,
+                       preview=preview)
     info = probe(src)  # a missing, empty or broken file fails here, naming the file, before any work
     if not info.width or not info.height:
         raise ValueError(f"{src} has no picture size")
@@ -324,6 +325,11 @@ def render_video(
         finally:
             if bar is not None:
                 bar.close()
+        if report.frames == 0:  # an MP4 without a picture is never published
+            if report.interrupted:
+                raise KeyboardInterrupt
+            limit = f" before max_seconds={max_seconds:g} (its first frame comes later)" if max_seconds else ""
+            raise VideoError(f"No frame of {src} to render{limit}; nothing was written")
         t0 = time.perf_counter()
         writer.close(audio_end=writer.end if trimmed else None)
         timings["encode"] += time.perf_counter() - t0
@@ -365,7 +371,7 @@ def _ended_early(frames: int, expected: int, end: float, info, max_seconds, max_
 
 
 def _check_render_args(src: Path, dst: Path, face_fn, *, size, batch_size, target, min_cutoff, beta, mask, color,
-                       erode, feather, detect_max_side, max_seconds, max_frames, crf, label, label_text) -> None:
+                       erode, feather, detect_max_side, max_seconds, max_frames, crf, label, label_text, preview) -> None:
     """Every argument checked before any work, each with a message that says what to pass instead."""
     if not callable(face_fn):
         raise TypeError(f"face_fn must be a function: uint8 faces (N, size, size, 3) -> the same; got {type(face_fn).__name__}")
@@ -382,6 +388,8 @@ def _check_render_args(src: Path, dst: Path, face_fn, *, size, batch_size, targe
     if label and (not isinstance(label_text, str) or not label_text.strip()):
         raise ValueError(f"label_text must be a non-empty string such as 'AI-generated'; got {label_text!r}")
     check_output_path(dst)
+    if preview is not None and not isinstance(preview, bool):
+        check_output_path(preview, "preview")
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         raise ValueError(f"dst is the source video itself ({src}); write the render to another file")
 

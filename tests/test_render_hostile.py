@@ -155,6 +155,20 @@ def test_bad_arguments_fail_at_once_with_one_clear_error(tmp_path, small_clip, o
     assert calls == [] and not dst.parent.exists()  # no work done, nothing written
 
 
+def test_a_render_with_no_frame_in_range_writes_no_empty_mp4(tmp_path):
+    late = write_clip(tmp_path / "late.mkv", gradients(3), times=[0.5, 0.6, 0.7])  # the picture starts at 0.5 s
+    with pytest.raises(VideoError, match="max_seconds=0.2"):
+        render_video(late, tmp_path / "out.mp4", invert, detector=no_faces, progress=False, max_seconds=0.2)
+    assert files_in(tmp_path) == ["late.mkv"]
+
+
+def test_a_folder_as_preview_fails_before_rendering(tmp_path, small_clip):
+    (tmp_path / "gifs").mkdir()
+    with pytest.raises(ValueError, match="preview is a folder"):
+        render_video(small_clip, tmp_path / "out.mp4", invert, detector=no_faces, progress=False, preview=tmp_path / "gifs")
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_a_face_function_that_is_not_callable_is_named(tmp_path, small_clip):
     with pytest.raises(TypeError, match="face_fn"):
         render_video(small_clip, tmp_path / "out.mp4", "swap", detector=no_faces, progress=False)
