@@ -133,7 +133,9 @@ def test_a_legacy_format_ugatit_checkpoint_loads_and_fetches(tmp_path, http_root
     expected = nets["genA2B"].eval()(torch.zeros(1, 3, 32, 32))[0]
     assert torch.allclose(translator(torch.zeros(1, 3, 32, 32)), expected, atol=1e-5)
 
-    got = fetch_checkpoint(f"{base}/{legacy.name}", tmp_path / "run", "ugatit")
+    from helpers.ugatit import fetch_shared_checkpoint
+
+    got = fetch_shared_checkpoint(f"{base}/{legacy.name}", tmp_path / "run")
     assert got.name == legacy.name
     assert load_translator(tmp_path / "run", "cpu", img_size=32).size == 32
 
