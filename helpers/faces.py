@@ -276,7 +276,7 @@ DETECTOR_NAMES = ("auto", "haar", "mtcnn")
 _told_no_haar = False  # the OpenCV 5 fallback is announced once per session, not once per crop
 
 
-def detector_name(name: str) -> str:
+def detector_name(name: str, _caller_depth: int = 1) -> str:
     """The detector that will really run for `name`: "haar" or "mtcnn".
 
     "auto" is Haar where this OpenCV has it (fast on a CPU) and MTCNN
@@ -291,7 +291,7 @@ def detector_name(name: str) -> str:
         return "haar" if name == "auto" else name
     if not _told_no_haar:
         _told_no_haar = True
-        warnings.warn(NO_HAAR, stacklevel=3)
+        warnings.warn(NO_HAAR, stacklevel=1 + _caller_depth)  # point at the notebook line, not at helpers
     return "mtcnn"
 
 
@@ -305,7 +305,7 @@ def make_detector(name: str = "mtcnn", device=None, **kwargs) -> Detector:
     if isinstance(name, Detector):
         return name
     wanted = name
-    name = detector_name(name)
+    name = detector_name(name, _caller_depth=2)
     if name == "mtcnn":
         if wanted != "mtcnn":
             kwargs = {k: v for k, v in kwargs.items() if k in ("min_size", "max_side")}
@@ -692,7 +692,7 @@ class _Cropper:
             self.detector = detector
         else:  # MTCNN looks for faces a bit smaller than the filter keeps, so small ones are seen and counted;
             # Haar's small windows are its main cost, so it only looks for faces we would keep
-            detector = detector_name(detector)
+            detector = detector_name(detector, _caller_depth=3)  # _Cropper <- crop_video/crop_folder <- caller
             smallest = max(1, int(min_face)) if detector == "haar" else max(20, int(min_face * 0.6))
             self.detector = make_detector(detector, device=device, min_size=smallest)
         self.min_score = self.detector.min_score if min_score is None else float(min_score)

@@ -73,3 +73,13 @@ def test_quick_crops_with_haar_still_keep_faces_without_cascades(opencv5, sample
                         dedupe=None, progress=False)
     assert report.kept == report.frames == 3
     assert {row["detector"] for row in read_index(tmp_path / "from_video")} == {"mtcnn"}
+
+
+def test_the_warning_points_at_the_callers_line_not_into_helpers(opencv5, tmp_path):
+    with pytest.warns(UserWarning, match="MTCNN") as said:
+        make_detector("auto")
+    assert said[0].filename == __file__
+    faces._told_no_haar = False  # monkeypatched: restored after the test
+    with pytest.warns(UserWarning, match="MTCNN") as said:
+        crop_folder(tmp_path, tmp_path / "out", detector="haar", progress=False)  # an empty folder: nothing to crop
+    assert said[0].filename == __file__
