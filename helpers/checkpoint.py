@@ -274,12 +274,17 @@ def prune(folder: str | os.PathLike, keep_last: int, milestone_every: int | None
     return removed
 
 
-def size_line(path: Path) -> str:
-    """'Checkpoint size: 0.92 GiB per save; 11.20 GiB free in <folder> (Google Drive).'"""
-    folder = path.parent
+def size_line(path: Path, keep_last: int | None = None) -> str:
+    """'Checkpoint size: 0.92 GiB per save; 11.20 GiB free in <folder> (Google Drive).', plus a warning
+    when `keep_last` more checkpoints (the rotation's peak) will not fit."""
+    folder, size = path.parent, path.stat().st_size
+    free = storage.free_bytes(folder)
     where = " (Google Drive)" if storage.on_drive(folder) else ""
-    return (f"Checkpoint size: {human_size(path.stat().st_size)} per save; "
-            f"{human_size(storage.free_bytes(folder))} free in {folder}{where}.")
+    line = f"Checkpoint size: {human_size(size)} per save; {human_size(free)} free in {folder}{where}."
+    if keep_last and free < keep_last * size:
+        line += (f" Warning: keep_last={keep_last} needs {human_size(keep_last * size)} more; "
+                 "free some space or lower keep_last, or a later save will stop.")
+    return line
 
 
 def save_checkpoint(
@@ -419,7 +424,7 @@ class Checkpointer:
             save_weights(self.folder, step, weights() if callable(weights) else weights)
         path = save_checkpoint(self.folder, step, state, self.keep_last, self.milestone_every)
         if not self._reported and self.say is not None:
-            self.say(size_line(path))
+            self.say(size_line(path, self.keep_last))
         self._reported = True
         self._last_save_time = time.monotonic()
         return path

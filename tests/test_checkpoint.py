@@ -360,3 +360,12 @@ def test_prune_judges_files_without_loading_their_tensors(tmp_path, monkeypatch)
     with pytest.warns(UserWarning, match="ckpt-000000004"):
         ck.prune(tmp_path, keep_last=2, milestone_every=None)
     assert [s for s, _ in ck.list_checkpoints(tmp_path)] == [2, 3]
+
+
+def test_first_save_warns_when_the_rotation_will_not_fit(tmp_path, monkeypatch, capsys):
+    usage = ck.storage.shutil.disk_usage(tmp_path)
+    saver = ck.Checkpointer(tmp_path, every_steps=1, keep_last=3)
+    monkeypatch.setattr(ck.storage, "check_free_space", lambda *a, **k: 0)
+    monkeypatch.setattr(ck.storage.shutil, "disk_usage", lambda p: usage._replace(free=1000))
+    saver.save(1, small_state(1))
+    assert "Warning: keep_last=3 needs" in capsys.readouterr().out
