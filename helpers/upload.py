@@ -135,6 +135,22 @@ def save_upload(folder: str | os.PathLike, name: str, content: bytes, kind: str 
     return atomic_write(target, lambda f: f.write(content), expected_size=len(content), what=f"the upload {final_name}")
 
 
+def preview_jpeg(path: Path, side: int = 160) -> bytes | None:
+    """A small upright JPEG of a photo for the box (None if it cannot be read)."""
+    import cv2
+
+    from .faces import ImageError, load_image
+
+    try:
+        rgb = load_image(path)
+    except (ImageError, OSError):
+        return None
+    scale = side / max(rgb.shape[:2])
+    small = cv2.resize(rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))),
+                       interpolation=cv2.INTER_AREA)
+    return cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))[1].tobytes()
+
+
 # ---------------------------------------------------------------- the widget
 
 class UploadBox:
@@ -159,17 +175,20 @@ class UploadBox:
         label = f"upload {kind}s" if multiple else f"upload a {kind}"
         self.upload = widgets.FileUpload(accept=accept, multiple=self.multiple, description=label)
         self.picker = widgets.Dropdown(description="use", layout=widgets.Layout(width="420px"))
-        self.status = widgets.HTML()
+        self.status = widgets.HTML()  # what became of the last upload
+        self.using = widgets.HTML()  # what the lesson will read
+        self.preview = widgets.Image(format="jpeg", layout=widgets.Layout(display="none"))
         then = "everything in it is used" if self.multiple else "run this cell again and pick them in the list"
         self.hint = widgets.HTML(
             f"<small>Saved in {html.escape(str(self.folder))}. A notebook widget carries about 1 MB in Colab "
             f"and 10 MB in Jupyter: put bigger files (most videos) in that folder another way (Google Drive, "
             f"Colab's Files panel); {then}.</small>")
         self.upload.observe(self._on_upload, names="value")
+        self.picker.observe(self._show_choice, names="value")
         top = self.upload if self.multiple else widgets.HBox([self.upload, self.picker])  # a folder needs no picker
-        self.widget = widgets.VBox([top, self.status, self.hint])
+        self.widget = widgets.VBox([top, self.status, self.using, self.preview, self.hint])
         self.refresh(select=picked)
-        self._say([])
+        self._show_choice()
 
     # -- what the lesson reads ----------------------------------------------------------------
     @property
@@ -240,11 +259,18 @@ class UploadBox:
             self.upload.value = ()
 
     def _say(self, lines: list[tuple[str, str]]) -> None:
-        text = [f"{mark} {html.escape(line)}" for mark, line in lines]
-        now = f"using <b>{html.escape(self.path.name)}</b>" if self.path else "using the lesson's default"
+        self.status.value = "<br>".join(f"{mark} {html.escape(line)}" for mark, line in lines)
+        self._show_choice()
+
+    def _show_choice(self, change=None) -> None:
+        """Say which file the lesson will read; show a photo upright, as the lesson will see it."""
         if self.multiple:
-            now = f"{len(self.paths)} {self.kind}(s) in the folder"
-        self.status.value = "<br>".join(text + [now])
+            self.using.value = f"{len(self.paths)} {self.kind}(s) in the folder"
+            return
+        self.using.value = f"using <b>{html.escape(self.path.name)}</b>" if self.path else "using the lesson's default"
+        picture = preview_jpeg(self.path) if self.kind == "photo" and self.path else None
+        self.preview.value = picture or b""
+        self.preview.layout.display = "" if picture else "none"
 
     def _ipython_display_(self):
         from IPython.display import display

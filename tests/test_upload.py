@@ -62,11 +62,13 @@ def test_uploaded_photo_is_saved_and_used(uploads, tmp_path):
     saved = uploads / "My_Selfie_1.jpg"
     assert saved.read_bytes() == jpeg()
     assert box.path == saved and Path(box) == saved and str(box) == str(saved)
-    assert "saved as My_Selfie_1.jpg" in box.status.value and "using <b>My_Selfie_1.jpg</b>" in box.status.value
+    assert "saved as My_Selfie_1.jpg" in box.status.value and "using <b>My_Selfie_1.jpg</b>" in box.using.value
+    assert box.preview.value[:2] == b"\xff\xd8" and box.preview.layout.display == ""  # the photo is shown
     assert [name for name, _ in box.picker.options][1:] == ["My_Selfie_1.jpg"]
     assert not any(p.name.startswith(".") for p in uploads.iterdir())  # no temp file left
 
-    box.picker.value = ""  # back to the default, then the same file again: still seen
+    box.picker.value = ""  # back to the default (missing here: no preview), then the same file again: still seen
+    assert "using <b>sample.jpg</b>" in box.using.value and box.preview.layout.display == "none"
     browser_upload(box.upload, [("My Selfie (1).JPG", jpeg())])
     assert box.path == saved and len(list(uploads.iterdir())) == 1
 
@@ -131,7 +133,7 @@ def test_a_folder_of_photos(uploads):
     assert box.upload.multiple and box.paths == []
     browser_upload(box.upload, [(f"p{i}.jpg", jpeg(i)) for i in range(3)])
     assert sorted(p.name for p in box.paths) == ["p0.jpg", "p1.jpg", "p2.jpg"]
-    assert "3 photo(s) in the folder" in box.status.value
+    assert "3 photo(s) in the folder" in box.using.value
 
 
 def test_files_put_in_the_folder_another_way_can_be_picked_and_a_rerun_keeps_the_choice(uploads, tmp_path):
