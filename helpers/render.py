@@ -290,32 +290,20 @@ def render_video(
     tag = f"{ALTERED_TAG} ({'face replaced' if label else 'face replaced; visible label turned off'})"
     writer = VideoWriter(dst, out_w, info.height, info.fps, audio_from=src if info.has_audio else None,
                          metadata={"comment": tag, "description": tag}, crf=crf)
-    trimmed = False
+    blend_options = dict(mask=mask, color=color, seamless=seamless, erode=erode, feather=feather)
+
+    def render_chunk(chunk):
+        return _render_chunk(chunk, detect, align, follow, face_fn, size, report, blend_options)
+
+    def compose(frame, image):
+        if side_by_side:
+            image = np.hstack([frame.image, image])
+        return _label_result(image, label_text, info.width, side_by_side) if label else image
+
     try:
         try:
             frames = _timed(iter_frames(src, max_frames=max_frames), timings, "decode")
-            for chunk in _chunks(frames, batch_size):
-                if max_seconds is not None:
-                    keep = [f for f in chunk if f.time < max_seconds - 1e-9]
-                    trimmed = trimmed or len(keep) < len(chunk)
-                    chunk = keep
-                if not chunk:
-                    break
-                results = _render_chunk(chunk, detect, align, follow, face_fn, size, report,
-                                        dict(mask=mask, color=color, seamless=seamless, erode=erode, feather=feather))
-                t0 = time.perf_counter()
-                for frame, image in zip(chunk, results):
-                    if side_by_side:
-                        image = np.hstack([frame.image, image])
-                    if label:
-                        image = _label_result(image, label_text, info.width, side_by_side)
-                    writer.write(image, frame.time, frame.duration)
-                timings["encode"] += time.perf_counter() - t0
-                report.frames += len(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-                if trimmed:
-                    break
+            trimmed = _write_frames(frames, writer, report, render_chunk, compose, batch_size, max_seconds, bar)
             if not trimmed:
                 report.cut_off, promised = _ended_early(report.frames, total, writer.end, info, max_seconds, max_frames)
                 report.expected = promised if report.cut_off else total
@@ -345,6 +333,29 @@ def render_video(
         gif = Path(preview) if not isinstance(preview, bool) else dst.with_suffix(".gif")
         report.preview = make_gif(dst, gif, width=min(out_w, 720 if side_by_side else 400))
     return report
+
+
+def _write_frames(frames, writer, report, render_chunk, compose, batch_size, max_seconds, bar) -> bool:
+    """Render and write batch after batch; True when max_seconds cut the video short."""
+    trimmed = False
+    for chunk in _chunks(frames, batch_size):
+        if max_seconds is not None:
+            keep = [f for f in chunk if f.time < max_seconds - 1e-9]
+            trimmed = len(keep) < len(chunk)
+            chunk = keep
+        if not chunk:
+            break
+        results = render_chunk(chunk)
+        t0 = time.perf_counter()
+        for frame, image in zip(chunk, results):
+            writer.write(compose(frame, image), frame.time, frame.duration)
+        report.timings["encode"] += time.perf_counter() - t0
+        report.frames += len(chunk)
+        if bar is not None:
+            bar.update(len(chunk))
+        if trimmed:
+            break
+    return trimmed
 
 
 def _ended_early(frames: int, expected: int, end: float, info, max_seconds, max_frames) -> tuple[bool, int]:
