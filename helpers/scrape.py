@@ -438,7 +438,9 @@ def _guarded_connect(conn, allow_private: bool):
     try:
         infos = socket.getaddrinfo(conn._dns_host, conn.port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise urllib3.exceptions.NameResolutionError(conn.host, conn, exc) from exc
+        if hasattr(urllib3.exceptions, "NameResolutionError"):  # urllib3 2.x
+            raise urllib3.exceptions.NameResolutionError(conn.host, conn, exc) from exc
+        raise urllib3.exceptions.NewConnectionError(conn, f"Failed to resolve {conn.host}: {exc}") from exc
     ips = list(dict.fromkeys(info[4][0] for info in infos))
     refusals = [why for why in map(address_refusal, ips) if why]
     if refusals and not allow_private:

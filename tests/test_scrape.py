@@ -505,6 +505,46 @@ def test_the_host_is_resolved_once_and_the_checked_address_is_the_one_connected(
     assert answers == ["rebind.test"], "one lookup: the address checked is the address used"
 
 
+def test_https_through_the_guard_still_verifies_the_host_name(tmp_path, monkeypatch):
+    """We connect to the checked IP ourselves; TLS must still check the certificate against the URL's host name."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if not shutil.which("openssl"):
+        pytest.skip("needs the openssl command to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True)
+    handler = type("H", (Hostile,), {"files": dict(build_site()), "seen": [], "times": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    plain_session = scrape._Run.session
+
+    def trusting_our_cert(run):
+        session = plain_session(run)
+        session.verify = str(cert)
+        return session
+
+    monkeypatch.setattr(scrape._Run, "session", trusting_our_cert)
+    try:
+        cands = [Candidate(f"https://{host}:{port}/img/a.jpg", "urls") for host in ("localhost", "127.0.0.1")]
+        download(cands, tmp_path / "d", **FAST)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    rows = latest_rows(tmp_path / "d")
+    assert rows[cands[0].url]["status"] == "ok" and rows[cands[0].url]["address"].startswith("127.0.0.1 (private")
+    assert rows[cands[1].url]["status"] == "robots_unreachable", "the certificate names localhost, not 127.0.0.1"
+    assert "CERTIFICATE_VERIFY_FAILED" in rows[cands[1].url]["error"] or "SSLError" in rows[cands[1].url]["error"]
+
+
 def test_bad_arguments_fail_at_once_with_a_clear_message(tmp_path):
     cands = [Candidate("http://127.0.0.1:9/a.jpg", "urls")]
     for settings, message in [({"workers": 0}, "workers"), ({"workers": -3}, "workers"), ({"retries": -1}, "retries"),
