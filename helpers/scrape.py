@@ -134,8 +134,17 @@ def web_reachable(host: str = "duckduckgo.com", port: int = 443, timeout: float 
     return True, ""
 
 
+def _check_search_args(query, max_results) -> None:
+    """A bad query or count is one clear error before any request (not an empty or odd answer later)."""
+    if not isinstance(query, str) or not query.strip():
+        raise ValueError(f"query must be a non-empty string such as 'selfie', not {query!r}")
+    if isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1:
+        raise ValueError(f"max_results must be a whole number >= 1, not {max_results!r}")
+
+
 def search_duckduckgo(query: str, max_results: int = 100, safesearch: str = "moderate", timeout: int = 10) -> list[Candidate]:
     """Image URLs from DuckDuckGo through the `ddgs` package."""
+    _check_search_args(query, max_results)
     _refuse_if_offline("DuckDuckGo")
     from ddgs import DDGS
 
@@ -211,6 +220,7 @@ def _icrawler_urls(feeder_cls, parser_cls, feed_kwargs: dict, max_results: int, 
 
 def search_bing(query: str, max_results: int = 100) -> list[Candidate]:
     """Image URLs from Bing, through icrawler's Bing feeder and parser."""
+    _check_search_args(query, max_results)
     _refuse_if_offline("Bing")
     from icrawler.builtin.bing import BingFeeder, BingParser
 
@@ -220,6 +230,7 @@ def search_bing(query: str, max_results: int = 100) -> list[Candidate]:
 
 def search_google(query: str, max_results: int = 100) -> list[Candidate]:
     """Image URLs from Google Images through icrawler - works only while icrawler's parser matches Google's page."""
+    _check_search_args(query, max_results)
     _refuse_if_offline("Google")
     from icrawler.builtin.google import GoogleFeeder, GoogleParser
 
@@ -235,6 +246,7 @@ def search_instagram(query: str, max_results: int = 100, login_user: str | None 
     then pass `login_user="YOUR_USER"`. Use an account you can afford to have
     rate-limited; cloud IPs (Colab) are often blocked outright.
     """
+    _check_search_args(query, max_results)
     _refuse_if_offline("Instagram")
     import instaloader
     from instaloader.exceptions import InstaloaderException, LoginRequiredException
@@ -280,13 +292,6 @@ SEARCH_BACKENDS = {
 }
 
 
-def _check_search_args(query, max_results) -> None:
-    if not isinstance(query, str) or not query.strip():
-        raise ValueError(f"query must be a non-empty string such as 'selfie', not {query!r}")
-    if isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1:
-        raise ValueError(f"max_results must be a whole number >= 1, not {max_results!r}")
-
-
 def _backend_names(backends) -> list[str]:
     """A list of back-end names ("duckduckgo,bing" is accepted too), every one known - or a clear error now."""
     names = [b.strip() for b in backends.split(",") if b.strip()] if isinstance(backends, str) else list(backends)
@@ -300,7 +305,6 @@ def search(backend: str, query: str, max_results: int = 100, **kwargs) -> list[C
     """Image URLs for `query` from one back end; raises SearchError with advice when it cannot deliver."""
     if backend not in SEARCH_BACKENDS:
         raise ValueError(f"Unknown back end {backend!r}; choose from {sorted(SEARCH_BACKENDS)}")
-    _check_search_args(query, max_results)
     return SEARCH_BACKENDS[backend](query, max_results=max_results, **kwargs)
 
 
