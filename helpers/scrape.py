@@ -42,7 +42,7 @@ import urllib.robotparser
 import weakref
 from collections import Counter, defaultdict
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 from urllib.parse import quote, urljoin, urlsplit
@@ -387,9 +387,12 @@ class DownloadConfig:
         for name in above_zero:
             if getattr(self, name) <= 0:
                 raise ValueError(f"DownloadConfig.{name}={getattr(self, name)!r}: a time-out must be more than 0 seconds")
-        for name, value in (("workers", self.workers), ("retries", self.retries), ("max_redirects", self.max_redirects)):
-            if value != int(value):
-                raise ValueError(f"DownloadConfig.{name} must be a whole number, not {value!r}")
+        for f in fields(self):
+            if f.type == "int":  # 4.0 is fine and becomes 4; 2.5 retries is not
+                value = getattr(self, f.name)
+                if value != int(value):
+                    raise ValueError(f"DownloadConfig.{f.name} must be a whole number, not {value!r}")
+                setattr(self, f.name, int(value))
         if self.phash_threshold > 64 or self.jpeg_quality > 100:
             raise ValueError("DownloadConfig: phash_threshold is 0..64 bits and jpeg_quality 1..100")
         if not isinstance(self.user_agent, str) or not self.user_agent.strip():

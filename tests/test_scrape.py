@@ -550,7 +550,7 @@ def test_bad_arguments_fail_at_once_with_a_clear_message(tmp_path):
     for settings, message in [({"workers": 0}, "workers"), ({"workers": -3}, "workers"), ({"retries": -1}, "retries"),
                               ({"total_timeout": 0}, "time-out"), ({"max_bytes": 0}, "max_bytes"),
                               ({"per_host_interval": -1}, "per_host_interval"), ({"workers": "4"}, "number"),
-                              ({"workres": 4}, "unknown setting")]:
+                              ({"retries": 2.5}, "whole number"), ({"workres": 4}, "unknown setting")]:
         with pytest.raises((ValueError, TypeError), match=message):
             download(cands, tmp_path / "d", progress=False, **settings)
     with pytest.raises(ValueError, match="max_images"):
