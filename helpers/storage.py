@@ -174,8 +174,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any], exp
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
-        written = tmp.stat().st_size if tmp.exists() else 0
-        remove(tmp)
+        try:
+            written = tmp.stat().st_size
+            remove(tmp)
+        except OSError:  # never there, or the disk is in trouble: the original error matters
+            written = 0
         if isinstance(exc, Exception) and _is_no_space(exc):
             needed = max(expected_size or 0, written)
             raise NoSpaceError(no_space_message(path.parent, needed, free_bytes(path.parent), what or path.name)) from exc
@@ -187,7 +190,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any], exp
 # ---------------------------------------------------------------- cleaning up after kills
 
 def _pid_running(pid: int) -> bool:
-    if pid == os.getpid():
+    if pid == os.getpid() or os.name == "nt":  # on Windows os.kill(pid, 0) would send Ctrl-C: age rule only
         return True
     try:
         os.kill(pid, 0)
