@@ -106,6 +106,11 @@ def no_space_message(folder: str | os.PathLike, needed: int, free: int, what: st
     """The one sentence a learner sees when the disk (or the Drive quota) is full."""
     advice = ("delete old runs you no longer need and empty Drive's trash (deleted files count against the "
               "quota for 30 days: drive.google.com > Trash > Empty trash)") if on_drive(folder) else "delete files you no longer need"
+    temps = _temp_files(Path(folder))
+    if temps:
+        held = sum(_size(p) for p in temps)
+        advice += (f" ({len(temps)} unfinished save(s) from another session hold {human_size(held)}: delete "
+                   f"{', '.join(p.name for p in temps[:3])}{' …' if len(temps) > 3 else ''} if nothing else writes to this folder)")
     return (f"Not enough space to save {what} in {folder}: it needs about {human_size(needed)} and "
             f"{human_size(free)} is free. To continue, {advice}, then run the cell again; the checkpoints "
             f"already saved are intact.")
@@ -215,15 +220,26 @@ def is_stale_temp(path: Path, now: float | None = None, max_age_minutes: float =
     return bool(m) and m.group("host") == _host() and not _pid_running(int(m.group("pid")))
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _temp_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if (TEMP_RE.match(p.name) or LEGACY_TEMP_RE.match(p.name)) and p.is_file())
+
+
 def clean_stale_temp_files(folder: str | os.PathLike, max_age_minutes: float = STALE_TEMP_MINUTES) -> list[Path]:
     """Remove the temp files that killed writers left in `folder` (not recursive); return them."""
     folder = Path(folder)
-    if not folder.is_dir():
-        return []
     removed = []
     now = time.time()
-    for p in folder.iterdir():
-        if (TEMP_RE.match(p.name) or LEGACY_TEMP_RE.match(p.name)) and p.is_file() and is_stale_temp(p, now, max_age_minutes):
+    for p in _temp_files(folder):
+        if is_stale_temp(p, now, max_age_minutes):
             if remove(p):
                 removed.append(p)
     return removed

@@ -106,6 +106,9 @@ def test_check_free_space(tmp_path, monkeypatch):
     with pytest.raises(storage.NoSpaceError, match="needs about .* is free") as info:
         storage.check_free_space(tmp_path / "not" / "yet", free + 2**40)
     assert "Drive" not in str(info.value)
+    (tmp_path / ".ckpt-000000009.pt.4242@elsewhere.0123abcd.tmp").write_bytes(b"z" * 2048)
+    with pytest.raises(storage.NoSpaceError, match=r"unfinished save\(s\) from another session hold 2.00 KiB: delete \.ckpt-000000009"):
+        storage.check_free_space(tmp_path, free + 2**40)
 
 
 WRITER = textwrap.dedent(
