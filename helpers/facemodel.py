@@ -421,6 +421,8 @@ def load_face_model(source: str | os.PathLike, device=None, to: str = "B", direc
         return load_swapper(source, device, to, batch_size or 64)
     except WrongCheckpointKind:
         return load_translator(source, device, direction, batch_size=batch_size or 8)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{exc} A U-GAT-IT run of notebook 04 would do too.") from None
 
 
 def checkpoint_config(folder: str | os.PathLike):
