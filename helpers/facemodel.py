@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from .checkpoint import checkpoint_path, list_checkpoints, list_weights, save_checkpoint
 
-KINDS = {"swap": "a face-swap autoencoder checkpoint (lesson 03)", "ugatit": "a U-GAT-IT checkpoint (lesson 04)"}
+KINDS = {"swap": "face-swap autoencoder checkpoint (lesson 03)", "ugatit": "U-GAT-IT checkpoint (lesson 04)"}
 LOADERS = {"swap": "load_swapper", "ugatit": "load_translator"}
 UGATIT_ARCH = ("img_size", "light", "ch", "n_res")
 UGATIT_NETS = ("genA2B", "genB2A", "disGA", "disGB", "disLA", "disLB")
@@ -287,7 +287,7 @@ def checkpoint_kind(state) -> str | None:
 def _wrong_kind(source: Path, found: str, wanted: str) -> WrongCheckpointKind:
     where = "folder" if source.is_dir() else "file"
     return WrongCheckpointKind(
-        f"{source}: this {where} holds {KINDS[found]}, not {KINDS[wanted]}; use {LOADERS[found]}"
+        f"{source}: this {where} holds a {KINDS[found]}, not a {KINDS[wanted]}; use {LOADERS[found]}"
         f" (or load_face_model, which takes either)."
     )
 
@@ -477,7 +477,7 @@ def fetch_checkpoint(url: str, folder: str | os.PathLike, kind: str, sha256: str
             return target
         return save_checkpoint(folder, step, {k: v for k, v in state.items() if k != "step"})
     if other is not None:
-        raise WrongCheckpointKind(f"What {url} gave holds {KINDS[other]}, not {KINDS[kind]}; use it with {LOADERS[other]}.")
+        raise WrongCheckpointKind(f"What {url} gave holds a {KINDS[other]}, not a {KINDS[kind]}; use it with {LOADERS[other]}.")
     names = [p.name for p in candidates]
     raise DownloadError(f"No {KINDS[kind]} in what {url} gave ({len(candidates)} weight files: {names}).")
 

@@ -96,13 +96,13 @@ def test_render_takes_either_model_as_its_face_function(both_models):
 
 def test_load_translator_on_a_swap_folder_names_what_the_folder_holds(tmp_path):
     make_swap_run(tmp_path / "swap")
-    with pytest.raises(WrongCheckpointKind, match="face-swap autoencoder checkpoint.*use load_swapper"):
+    with pytest.raises(WrongCheckpointKind, match="holds a face-swap autoencoder checkpoint.*use load_swapper"):
         load_translator(tmp_path / "swap", "cpu")
 
 
 def test_load_swapper_on_a_ugatit_folder_names_what_the_folder_holds(tmp_path):
     make_ugatit_run(tmp_path / "ugatit")
-    with pytest.raises(WrongCheckpointKind, match="U-GAT-IT checkpoint.*use load_translator"):
+    with pytest.raises(WrongCheckpointKind, match="holds a U-GAT-IT checkpoint.*use load_translator"):
         load_swapper(tmp_path / "ugatit", "cpu")
     official = tmp_path / "official" / "selfie2drag_params_0001000.pt"
     official.parent.mkdir()
