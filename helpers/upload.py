@@ -135,15 +135,16 @@ def save_upload(folder: str | os.PathLike, name: str, content: bytes, kind: str 
     return atomic_write(target, lambda f: f.write(content), expected_size=len(content), what=f"the upload {final_name}")
 
 
-def preview_jpeg(path: Path, side: int = 160) -> bytes | None:
-    """A small upright JPEG of a photo for the box (None if it cannot be read)."""
+def preview_jpeg(path: Path, kind: str = "photo", side: int = 160) -> bytes | None:
+    """A small upright JPEG of a photo, or of a video's first frame, for the box (None if it cannot be read)."""
     import cv2
 
-    from .faces import ImageError, load_image
+    from .faces import load_image
+    from .video import iter_frames
 
     try:
-        rgb = load_image(path)
-    except (ImageError, OSError):
+        rgb = load_image(path) if kind == "photo" else next(iter(iter_frames(path, max_frames=1))).image
+    except Exception:  # a file copied in by hand can be anything; a preview never breaks the box
         return None
     scale = side / max(rgb.shape[:2])
     small = cv2.resize(rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))),
@@ -263,12 +264,12 @@ class UploadBox:
         self._show_choice()
 
     def _show_choice(self, change=None) -> None:
-        """Say which file the lesson will read; show a photo upright, as the lesson will see it."""
+        """Say which file the lesson will read and show it (a video's first frame) upright, as the lesson will see it."""
         if self.multiple:
             self.using.value = f"{len(self.paths)} {self.kind}(s) in the folder"
             return
         self.using.value = f"using <b>{html.escape(self.path.name)}</b>" if self.path else "using the lesson's default"
-        picture = preview_jpeg(self.path) if self.kind == "photo" and self.path else None
+        picture = preview_jpeg(self.path, self.kind) if self.path else None
         self.preview.value = picture or b""
         self.preview.layout.display = "" if picture else "none"
 

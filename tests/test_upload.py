@@ -123,6 +123,7 @@ def test_video_upload(uploads, tmp_path):
     box = UploadBox(uploads, kind="video", default="")
     browser_upload(box.upload, [("holiday.mp4", clip.read_bytes()), ("broken.mp4", b"\x00" * 100), ("me.jpg", jpeg())])
     assert box.path == uploads / "holiday.mp4"
+    assert box.preview.value[:2] == b"\xff\xd8" and box.preview.layout.display == ""  # its first frame
     assert "broken.mp4 is not a video this course can read" in box.status.value
     assert "me.jpg is not a video file" in box.status.value
     assert [p.name for p in uploads.iterdir()] == ["holiday.mp4"]
