@@ -189,10 +189,11 @@ class _Budget:
 def _list_tar(t: tarfile.TarFile, limits: ArchiveLimits, archive: Path) -> list:
     """The members, read one by one so a member-count or size bomb is stopped early, not listed in full."""
     members, total = [], 0
-    for m in t:
+    ratio_cap = max(limits.ratio_floor, limits.max_ratio * archive.stat().st_size)
+    for m in t:  # reading the next header means decompressing this member: stop before a bomb's
         members.append(m)
         total += m.size if m.isfile() else 0
-        if len(members) > limits.max_members or total > limits.max_total_bytes:
+        if len(members) > limits.max_members or total > limits.max_total_bytes or total > ratio_cap:
             break  # _check_sizes names the cap that was passed
     return members
 
