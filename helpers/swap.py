@@ -479,3 +479,34 @@ _default_device = pick_device
 from .facemodel import Swapper, checkpoint_config, load_swapper  # noqa: E402,F401
 from .facemodel import fetch_shared_swap as fetch_shared_checkpoint  # noqa: E402,F401
 from .facemodel import resize_faces as _resize  # noqa: E402,F401
+
+
+# ---------------------------------------------------------------- command line
+
+def main(argv=None) -> None:
+    """python -m helpers.swap --faces-a DIR --faces-b DIR --run-dir DIR [--quick] [--set steps=20000 ...]
+
+    Data-parallel on several GPUs (or CPU processes, on gloo):
+    torchrun --nproc_per_node 2 -m helpers.swap --faces-a ... --faces-b ... --run-dir ...
+    Each process takes its share of every batch (batch_size must divide by the process count).
+    """
+    from .train import command_line, finish_distributed
+
+    def arguments(parser):
+        parser.add_argument("--faces-a", required=True, help="face folder of identity A (notebook 02's aligned crops)")
+        parser.add_argument("--faces-b", required=True, help="face folder of identity B")
+        parser.add_argument("--run-dir", "--run", dest="run", required=True, help="run folder: checkpoints, log.csv, previews (resumed when it has them)")
+
+    args, cfg = command_line("Train the autoencoder face swap (lesson 03).", SwapConfig, arguments, argv)
+    try:
+        run = train_swap(cfg, args.faces_a, args.faces_b, args.run, device=args.device, stop_after=args.steps_this_run)
+        from .train import is_main
+
+        if is_main():
+            print(f"{run.stopped}: step {run.step} of {cfg.steps} in {run.folder}")
+    finally:
+        finish_distributed()
+
+
+if __name__ == "__main__":
+    main()

@@ -621,7 +621,7 @@ def fit(task, steps: int | None = None, progress: bool = True, show: bool = Fals
     stopped = "done" if until == task.total_steps else "steps"
     if task.step >= until:
         print(f"Already at step {task.step} of {task.total_steps}: nothing to train.") if main else None
-    in_step = False
+    in_step = half_step = False
     with DeferredInterrupt() as ctrl_c:
         try:
             while task.step < until:
@@ -658,6 +658,7 @@ def fit(task, steps: int | None = None, progress: bool = True, show: bool = Fals
         except KeyboardInterrupt:  # a second Ctrl-C: stop now; save only a whole step
             stopped = "interrupted"
             if in_step:
+                half_step = True
                 task.loaded = False  # the next call reloads the checkpoint instead of continuing the half step
                 print(f"\nStopped in the middle of step {task.step + 1}: that half step is not saved; "
                       f"the newest checkpoint in {folder} is intact. Run the cell again to continue.", flush=True)
@@ -671,4 +672,42 @@ def fit(task, steps: int | None = None, progress: bool = True, show: bool = Fals
     timelapse = None
     if main and getattr(task, "timelapse_dir", None):
         timelapse = make_timelapse(folder / task.timelapse_dir, folder / "timelapse.gif")
-    return RunResult(folder, task.step, start, stopped, time.perf_counter() - t_call, log.path, timelapse, shown)
+    step = saved_at if half_step else task.step  # after a half step, the step the run folder holds
+    return RunResult(folder, step, start, stopped, time.perf_counter() - t_call, log.path, timelapse, shown)
+
+
+# ---------------------------------------------------------------- outside the notebooks (torchrun)
+
+def command_line(description: str, config_class, add_arguments: Callable, argv=None):
+    """Parse a trainer's command line: its own arguments plus --quick, --set key=value and --device.
+
+    `--set` takes any config field (`--set steps=5000 --set lr=1e-4`); values are
+    read as Python literals where they parse (numbers, True, None, tuples), else as text.
+    """
+    import argparse
+    import ast
+    from dataclasses import fields
+
+    parser = argparse.ArgumentParser(description=description)
+    add_arguments(parser)
+    parser.add_argument("--quick", action="store_true", help="start from the config's quick() preset (a CPU smoke run)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field (repeatable)")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: this rank's GPU under torchrun, else the best there is)")
+    parser.add_argument("--steps-this-run", type=int, default=None, help="stop (and save) after this many steps")
+    args = parser.parse_args(argv)
+    known, overrides = {f.name for f in fields(config_class)}, {}
+    for item in args.set:
+        key, sep, text = item.partition("=")
+        if not sep or key not in known:
+            parser.error(f"--set {item!r}: expected KEY=VALUE with KEY one of {sorted(known)}")
+        try:
+            overrides[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            overrides[key] = text
+    cfg = config_class.quick(**overrides) if args.quick else config_class(**overrides)
+    return args, cfg
+
+
+def finish_distributed() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

@@ -827,3 +827,29 @@ def translate_image(rgb: np.ndarray, translator: Translator, detector="mtcnn", s
         for crop, a, face in zip(out, aligned, faces):
             image = blend_face(image, crop, a.matrix, landmarks=face.landmarks, mask=mask, color=None, feather=feather)
     return TranslatedImage(image.copy(), crops, out, [a.matrix for a in aligned])
+
+
+# ---------------------------------------------------------------- command line
+
+def main(argv=None) -> None:
+    """python -m helpers.ugatit --faces ROOT --run-dir DIR [--quick] [--set domain_a="('selfie',)" --set iterations=300000 ...]
+
+    Data-parallel: torchrun --nproc_per_node 2 -m helpers.ugatit ... (batch_size must divide by the process count).
+    """
+    from .train import command_line, finish_distributed, is_main
+
+    def arguments(parser):
+        parser.add_argument("--faces", required=True, help="the faces root: one folder per name in domain_a and domain_b")
+        parser.add_argument("--run-dir", "--run", dest="run", required=True, help="run folder: checkpoints, log.csv, samples (resumed when it has them)")
+
+    args, cfg = command_line("Train U-GAT-IT (lesson 04).", UGATITConfig, arguments, argv)
+    try:
+        run = Trainer(cfg, args.faces, args.run, args.device, quiet=not is_main()).train(steps=args.steps_this_run)
+        if is_main():
+            print(f"{run.stopped}: step {run.step} of {cfg.iterations} in {run.folder}")
+    finally:
+        finish_distributed()
+
+
+if __name__ == "__main__":
+    main()
