@@ -86,12 +86,6 @@ class SwapConfig:
         return cls(**{**settings, **overrides})
 
 
-# ---------------------------------------------------------------- devices and precision: helpers.train's policy
-
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    return autocast(device, dtype)
-
-
 # ---------------------------------------------------------------- data
 
 def as_face_tensor(faces, size: int, device: torch.device, limit: int | None = None) -> torch.Tensor:
@@ -210,7 +204,7 @@ def preview_grid(model: FaceSwapAutoencoder, faces_a: torch.Tensor, faces_b: tor
     device = faces_a.device
     was_training = model.training
     model.eval()
-    with _autocast(device, dtype):
+    with autocast(device, dtype):
         xa, xb = faces_a.float() / 255, faces_b.float() / 255
         ca, cb = model.encoder(xa), model.encoder(xb)
         cols = [xa, model.decoders["A"](ca), model.decoders["B"](ca), xb, model.decoders["B"](cb), model.decoders["A"](cb)]
