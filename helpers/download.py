@@ -23,6 +23,8 @@ from urllib.parse import unquote, urlparse
 
 import requests
 
+from .storage import remove
+
 CHUNK = 1 << 20
 DRIVE_HOSTS = ("drive.google.com", "docs.google.com")
 QUIET_BELOW = 1 << 20  # files smaller than this download without a progress bar
@@ -222,7 +224,7 @@ def _unpack(archive: Path, target: Path, plan: list, open_member, budget: _Budge
         return written
     except BaseException as exc:
         for path in written:
-            path.unlink(missing_ok=True)
+            remove(path)
         for d in reversed(made):
             try:
                 d.rmdir()
@@ -335,7 +337,7 @@ def fetch(
     if sha256 is not None and path.is_file():
         got = sha256_of(path)
         if got != sha256:
-            path.unlink()
+            remove(path)
             raise DownloadError(
                 f"{path.name} has SHA-256 {got}, expected {sha256}: the shared file changed or was damaged. "
                 "Ask for the current checksum, or pass sha256=None to accept it."

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .storage import DRIVE_MOUNT
+
 STEP_FOLDERS = ("raw", "faces", "checkpoints", "renders", "samples")
-DRIVE_MOUNT = Path("/content/drive")
 COLAB_LOCAL_WORKSPACE = Path("/content/polyjuice_workspace")  # used when Drive is declined: gone with the session
 SWITCH_TO_GPU = "Runtime > Change runtime type > T4 GPU"
 
@@ -218,6 +219,10 @@ def setup(
     seed_everything(seed)
     torch.backends.cudnn.benchmark = True  # fixed-size inputs: let cuDNN pick the fastest kernels
     ws = Workspace(root=root, platform=platform, device=dev, persistent=root != COLAB_LOCAL_WORKSPACE)
+    if platform == "colab":
+        from .viz import enable_colab_widgets
+
+        enable_colab_widgets()  # ipywidgets >= 8 in Colab: without it tqdm bars and widgets stay blank
     if not quiet:
         print(f"Workspace: {root}")
         print(describe_device(dev, platform))

@@ -51,6 +51,7 @@ from urllib.request import url2pathname
 import numpy as np
 
 from .phash import HashIndex, from_hex, phash, to_hex
+from .storage import remove
 
 USER_AGENT = "polyjuice-course-scraper/0.1 (+https://github.com/polyjuice-course/polyjuice; course data set builder)"
 MANIFEST = "manifest.csv"
@@ -1095,7 +1096,7 @@ def download(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob(".*.part"):  # temp files of a run that was killed
-        stale.unlink(missing_ok=True)
+        remove(stale)
     t0 = time.monotonic()
     known_rows = latest_rows(folder)
     kept = sum(r["status"] == "ok" for r in known_rows.values())

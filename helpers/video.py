@@ -24,6 +24,8 @@ from typing import Iterator
 
 import numpy as np
 
+from .storage import remove
+
 
 class VideoError(ValueError):
     """The file is missing, empty or not a video; the message names the file."""
@@ -521,7 +523,7 @@ class VideoWriter:
                 close()
             except Exception:
                 pass
-        self.tmp.unlink(missing_ok=True)
+        remove(self.tmp)
 
     def __enter__(self):
         return self
@@ -629,9 +631,3 @@ def metadata(path: str | os.PathLike) -> dict:
     finally:
         container.close()
 
-
-def render_video(src, dst, face_fn, **options):
-    """Swap or translate the face in every frame of `src` into `dst`; see helpers.render.render_video."""
-    from .render import render_video as _render
-
-    return _render(src, dst, face_fn, **options)

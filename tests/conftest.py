@@ -76,6 +76,22 @@ def http_root(tmp_path):
     server.server_close()
 
 
+def haar_faces(image):
+    """Frontal faces found by OpenCV's own Haar cascade: a check independent of our detectors.
+
+    OpenCV 5 has no cascades (Colab's runtime): the calling test is skipped there.
+    """
+    import cv2
+
+    from helpers.faces import haar_available
+
+    if not haar_available():
+        pytest.skip("this OpenCV has no Haar cascades (5.x): the independent face check needs 4.x")
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(40, 40))
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One intra-op thread: on 2 shared cores, two OpenMP threads that wait on each other run several times slower."""

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import haar_faces
 from helpers.render import draw_label, label_box, render_video, track_faces
 from helpers.smooth import FaceTracker, OneEuroFilter, box_jitter
 from helpers.video import VideoError, iter_frames, metadata, probe, write_clip
@@ -13,11 +14,6 @@ from helpers.video import VideoError, iter_frames, metadata, probe, write_clip
 
 def rgb(path):
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-
-
-def haar_faces(image):
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-    return cascade.detectMultiScale(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 1.1, 5, minSize=(40, 40))
 
 
 def invert(faces):

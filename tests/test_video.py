@@ -5,18 +5,12 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import haar_faces
 from helpers.video import VideoError, VideoWriter, iter_frames, metadata, probe, write_clip
 
 
 def rgb(path):
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-
-
-def haar_faces(image):
-    """Frontal faces found by OpenCV's Haar cascade: an independent check of 'upright'."""
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    return cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(40, 40))
 
 
 @pytest.fixture(scope="module")
