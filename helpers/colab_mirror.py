@@ -8,7 +8,7 @@ mirror installs the part of it the course touches at Colab's versions, records
 `pip freeze`, runs the notebooks' own set-up cell (as if in Colab) and records
 `pip freeze` again. The tests then compare the two and run the notebooks in it.
 Building takes a few minutes (torch alone is ~1.5 min); it is redone only when
-the pins, requirements.txt, pyproject.toml, the set-up cell or this file change.
+the pins, requirements.txt, pyproject.toml, the set-up cell or the lists below change.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ REPO = Path(__file__).resolve().parent.parent
 PINS_FILE = REPO / "tests" / "colab" / "pip-freeze-gpu-2026-08-19.txt"
 MIRROR = Path(os.environ.get("POLYJUICE_COLAB_MIRROR", REPO / ".venv-colab"))
 COLAB_CLONE = "/content/polyjuice"  # where the set-up cell clones the course in Colab
+COLAB_PYTHON = "3.13"  # tests/colab/os-info-gpu-2026-08-19.txt
+
+BUILD_VERSION = 1  # bump when `build` changes what it makes: the mirror is then rebuilt
 
 # Colab packages the course touches directly: the Jupyter/widget stack the notebooks
 # run in (ipywidgets 7 and its front-end package, the kernel), what helpers and the
@@ -98,8 +101,9 @@ def setup_cell_as_in_colab(repo: Path = REPO) -> str:
 def inputs_digest() -> str:
     """What the mirror depends on: when this changes, it is rebuilt from scratch."""
     h = hashlib.sha256()
-    for path in (PINS_FILE, REPO / "requirements.txt", REPO / "pyproject.toml", Path(__file__)):
+    for path in (PINS_FILE, REPO / "requirements.txt", REPO / "pyproject.toml"):
         h.update(path.read_bytes())
+    h.update(json.dumps([BUILD_VERSION, TOUCHED, OPENCV_ORDER, sorted(NOT_MIRRORED)]).encode())
     h.update(setup_cell_source().encode())
     h.update(sys.version.split()[0].encode())
     return h.hexdigest()[:16]
@@ -286,6 +290,27 @@ def report(record: dict) -> str:
         reasons.setdefault(why, []).append(name)
     lines += [f"  {len(names)} ({', '.join(sorted(names)[:6])}{', ...' if len(names) > 6 else ''}): {why}" for why, names in reasons.items()]
     return "\n".join(lines)
+
+
+def resolve_as_in_colab(python_version: str = COLAB_PYTHON, requirements: Path = REPO / "requirements.txt") -> dict[str, tuple[str, str]]:
+    """{name: (Colab's version, resolved version)}: what pip would have to change to install our requirements
+    on Colab's own Python, every Colab pin held as a constraint (the mirror itself runs this machine's Python).
+
+    A dry run against PyPI for Linux x86-64 wheels; CUDA pins stay out as in the mirror. Empty means none.
+    """
+    pins = colab_pins()
+    platforms = [f"manylinux_2_{minor}_x86_64" for minor in range(17, 40)] + ["manylinux2014_x86_64", "linux_x86_64"]
+    with tempfile.TemporaryDirectory() as tmp:
+        constraints, report_file = Path(tmp) / "colab.txt", Path(tmp) / "report.json"
+        constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(pins.items()) if not not_mirrored(n)))
+        cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "-q", "--ignore-installed", "--only-binary=:all:",
+               "--python-version", python_version, *(a for p in platforms for a in ("--platform", p)),
+               "--target", str(Path(tmp) / "target"), "-c", str(constraints), "--report", str(report_file), "-r", str(requirements)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"Our requirements do not resolve for Python {python_version} with Colab's pins held:\n{done.stderr[-3000:]}")
+        resolved = {canonical(i["metadata"]["name"]): i["metadata"]["version"].split("+")[0] for i in json.loads(report_file.read_text())["install"]}
+    return {n: (pins[n], v) for n, v in resolved.items() if n in pins and not not_mirrored(n) and v != pins[n]}
 
 
 def main(argv: list[str] | None = None) -> None:

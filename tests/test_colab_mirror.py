@@ -94,6 +94,12 @@ def test_setup_cell_changes_no_colab_pin(mirror):
 
 
 @pytest.mark.colab_mirror
+def test_requirements_resolve_on_colabs_python_with_every_pin_held():
+    """The mirror runs Python 3.11; this dry run checks the same install for Colab's 3.13 (PyPI wheels)."""
+    assert colab_mirror.resolve_as_in_colab() == {}
+
+
+@pytest.mark.colab_mirror
 def test_cv2_in_the_mirror_is_opencv_5_as_in_colab(mirror):
     done = subprocess.run([str(colab_mirror.python()), "-c", "import cv2; print(cv2.__version__)"], capture_output=True, text=True)
     assert done.stdout.startswith("5."), done.stderr
