@@ -15,6 +15,9 @@ What differs from the seed post, and why:
   generator and where each identity is in its epoch. Running the same call again
   continues exactly where it stopped, as if it had never been interrupted.
 
+The loop around the step (resume, saves, Ctrl-C, logs, previews, the live
+view, torchrun) is `helpers.train.fit`, the same one lesson 04 uses.
+
 Files in the run folder: ckpt-*.pt, log.csv (train and held-out L1 per identity),
 loss.png, previews/step-*.png (A, A->A, A->B, B, B->B, B->A) and timelapse.gif.
 """
@@ -72,6 +75,12 @@ class SwapConfig:
     keep_last: int = 3
     milestone_every: int | None = 5000
     cpu_threads: int | None = None  # torch threads while training on a CPU; None leaves torch's choice
+
+    def __post_init__(self):
+        if not 0 <= self.holdout < 1:
+            raise ValueError(f"holdout is the fraction of faces kept out of training, in [0, 1); got {self.holdout}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be at least 1")
 
     @classmethod
     def quick(cls, **overrides) -> "SwapConfig":

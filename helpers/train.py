@@ -543,12 +543,13 @@ def fit(task, steps: int | None = None, progress: bool = True, show: bool = Fals
     from tqdm.auto import tqdm
 
     cfg, folder, main = task.cfg, Path(task.folder), is_main()
+    say = print if main and not getattr(task, "quiet", False) else None  # rank 0 speaks, unless the task is quiet
     folder.mkdir(parents=True, exist_ok=True)
     t_call = time.perf_counter()
 
     # -- resume: now, when training starts, and the files follow the checkpoint
-    if resume(task) and main:
-        print(f"Resuming from step {task.step} in {folder}.")
+    if resume(task) and say:
+        say(f"Resuming from step {task.step} in {folder}.")
     start = task.step
     until = task.total_steps if steps is None else min(task.total_steps, start + steps)
     log = CsvLog(folder / "log.csv")
@@ -563,7 +564,7 @@ def fit(task, steps: int | None = None, progress: bool = True, show: bool = Fals
     view, board = LiveView(show), TensorBoard(folder, start)
 
     # -- the pieces of one step, in the order they run
-    t_log, images_since = time.perf_counter(), 0
+    t_log = time.perf_counter()
 
     def write_log() -> None:
         nonlocal t_log
@@ -587,7 +588,7 @@ def fit(task, steps: int | None = None, progress: bool = True, show: bool = Fals
                 board.picture(Path(rel).parent.name or "picture", rgb, task.step)
 
     checkpointer = Checkpointer(folder, cfg.save_every, cfg.save_minutes, cfg.keep_last, cfg.milestone_every or None,
-                                say=print if main else None)
+                                say=say)
 
     def save() -> None:
         nonlocal saved_at
@@ -619,8 +620,8 @@ def fit(task, steps: int | None = None, progress: bool = True, show: bool = Fals
     elif shown:
         view.picture(shown[-1])
     stopped = "done" if until == task.total_steps else "steps"
-    if task.step >= until:
-        print(f"Already at step {task.step} of {task.total_steps}: nothing to train.") if main else None
+    if task.step >= until and say:
+        say(f"Already at step {task.step} of {task.total_steps}: nothing to train.")
     in_step = half_step = False
     with DeferredInterrupt() as ctrl_c:
         try:
@@ -645,8 +646,8 @@ def fit(task, steps: int | None = None, progress: bool = True, show: bool = Fals
                         if row is not None and main:
                             hook_logs[hook.name].append(row)
                             board.row(hook.name, row)
-                        save_if_late()
-                if (saves.due(step) or step == until) and saved_at != step:
+                    save_if_late()  # every rank asks, in the same order: it is a collective under torchrun
+                if (_any_rank(saves.due(step)) or step == until) and saved_at != step:
                     save()
                 if callback is not None:
                     callback(step, task)
@@ -667,8 +668,8 @@ def fit(task, steps: int | None = None, progress: bool = True, show: bool = Fals
         finally:
             bar.close()
             board.close()
-    if stopped == "interrupted" and main and not in_step:
-        print(f"Stopped at step {task.step}; the checkpoint is saved. Run the cell again to continue.", flush=True)
+    if stopped == "interrupted" and say and not half_step:
+        say(f"Stopped at step {task.step}; the checkpoint is saved. Run the cell again to continue.")
     timelapse = None
     if main and getattr(task, "timelapse_dir", None):
         timelapse = make_timelapse(folder / task.timelapse_dir, folder / "timelapse.gif")

@@ -21,6 +21,9 @@ decay, augmentation). What differs is only how the work is done:
 - losses stay on the device and are read every `log_every` steps, so the
   step never waits for the host.
 
+The loop around the step (resume, saves, Ctrl-C, logs, sample grids, the live
+view, torchrun) is `helpers.train.fit`, the same one lesson 03 uses.
+
 `reference_mode=True` does the official per-step work instead (float32, eager,
 fakes not detached, generators run twice, a host read of the loss every step)
 so the benchmark can compare like with like.

