@@ -106,6 +106,18 @@ def test_the_log_and_the_pictures_follow_the_checkpoint_on_resume(tmp_path):
     assert result.timelapse.stat().st_size > 0
 
 
+def test_a_full_disk_ends_the_run_with_one_sentence_and_the_older_checkpoint_loads(tmp_path, monkeypatch):
+    from helpers import storage
+    from helpers.checkpoint import load_latest
+
+    fit(CountingTask(tmp_path, steps=2), progress=False)
+    monkeypatch.setattr(storage, "free_bytes", lambda path: 1000)
+    with pytest.raises(storage.NoSpaceError, match="Not enough space to save .* already saved are intact"):
+        fit(CountingTask(tmp_path, steps=6), progress=False)
+    assert load_latest(tmp_path)["step"] == 2 and [s for s, _ in list_checkpoints(tmp_path)] == [2]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 # ---------------------------------------------------------------- a second Ctrl-C, for both trainers
 
 def _swap_run(faces, folder, callback=None):
