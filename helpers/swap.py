@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from .models.autoencoder import FaceSwapAutoencoder, IDENTITIES, spec_for
-from .train import RunResult, autocast, autocast_dtype, enable_tf32, fit, init_distributed, make_adam, make_scaler, pick_device, rank_slice, split_holdout, use_channels_last, world_size
+from .train import RunResult, autocast, autocast_dtype, enable_tf32, fit, init_distributed, is_main, make_adam, make_scaler, pick_device, rank_slice, split_holdout, use_channels_last, world_size
 from .warp import augment, colour_shift
 
 LOG_COLUMNS = ["step", "train_A", "train_B", "heldout_A", "heldout_B", "images_per_s", "minutes"]
@@ -462,18 +462,14 @@ def train_swap(
         run = fit(trainer, steps=stop_after, progress=progress, show=show, callback=callback, name="swap")
     finally:
         torch.set_num_threads(threads)
-    if run.log.exists() and run.folder.exists():
+    if is_main() and run.log.exists():  # loss.png, for the lesson and for a look at a run folder
         import matplotlib.pyplot as plt
 
-        from .train import is_main
-
-        if is_main():
-            plt.close(plot_log(run.folder))
+        plt.close(plot_log(run.folder))
     return run
 
 
 SwapRun = RunResult  # the name train_swap's result had before helpers.train
-_default_device = pick_device
 
 
 # ---------------------------------------------------------------- swapping
@@ -503,8 +499,6 @@ def main(argv=None) -> None:
     args, cfg = command_line("Train the autoencoder face swap (lesson 03).", SwapConfig, arguments, argv)
     try:
         run = train_swap(cfg, args.faces_a, args.faces_b, args.run, device=args.device, stop_after=args.steps_this_run)
-        from .train import is_main
-
         if is_main():
             print(f"{run.stopped}: step {run.step} of {cfg.steps} in {run.folder}")
     finally:
