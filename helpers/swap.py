@@ -67,7 +67,9 @@ class SwapConfig:
     amp: str = "auto"  # auto (bf16 on recent GPUs, fp16 on older ones, off on CPU) | bf16 | fp16 | off
     channels_last: str = "auto"  # auto (on for CUDA: NHWC feeds tensor cores; no gain measured on CPU) | on | off
     log_every: int = 100
+    log_minutes: float | None = None  # also a log row this often (None: by steps only)
     preview_every: int = 250
+    preview_minutes: float | None = None
     preview_faces: int = 4  # per identity, fixed, for previews and the timelapse
     eval_faces: int = 256  # held-out faces per identity scored at each log line
     save_every: int = 1000  # steps
