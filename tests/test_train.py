@@ -208,10 +208,15 @@ def test_ugatit_shows_its_newest_sample_live_and_constructing_it_touches_no_file
     assert len(images) == 2 and images[-1].data == (run_dir / "samples" / "step_000000002.png").read_bytes()
     assert lines and lines[-1].startswith("step 2 | lr")
 
+    header = (run_dir / "log.csv").read_text().splitlines()[0]
+    with open(run_dir / "log.csv", "a") as f:  # a row written after the newest checkpoint, then the session died
+        f.write(",".join(["4"] + ["1"] * (len(header.split(",")) - 1)) + "\n")
     before = {p: p.stat().st_size for p in run_dir.rglob("*") if p.is_file()}
     trainer = Trainer(cfg, tmp_path / "faces", run_dir, "cpu", quiet=True)
     assert trainer.step == 3  # the checkpoint is read ...
     assert {p: p.stat().st_size for p in run_dir.rglob("*") if p.is_file()} == before  # ... and nothing is touched
+    trainer.train(steps=0)  # training starts: now the log follows the checkpoint
+    assert [r["step"] for r in CsvLog(run_dir / "log.csv").rows()] == ["2"]
 
 
 # ---------------------------------------------------------------- the precision policy
