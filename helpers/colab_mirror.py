@@ -38,6 +38,8 @@ BUILD_VERSION = 1  # bump when `build` changes what it makes: the mirror is then
 # run in (ipywidgets 7 and its front-end package, the kernel), what helpers and the
 # notebooks import, and the three OpenCV wheels that share one cv2/ folder. The rest
 # of Colab that our install reaches is found by a dry run of that install (`closure`).
+# The other ~500 Colab packages are outside our dependency tree: pip neither reads nor
+# changes them, so mirroring them would cost minutes and test nothing.
 TOUCHED = [
     "pip", "setuptools", "wheel", "packaging",
     "ipykernel", "ipython", "traitlets", "jupyter-client", "jupyter-core", "tornado", "pyzmq",
