@@ -74,7 +74,7 @@ class SwapConfig:
     eval_faces: int = 256  # held-out faces per identity scored at each log line
     save_every: int = 1000  # steps
     save_minutes: float = 10.0  # and at least this often: a Colab session can end at any moment
-    keep_last: int = 3
+    keep_last: int = 2  # full-state checkpoints for resume; README "Checkpoints on Google Drive" sizes a run with 2
     milestone_every: int | None = 5000
     cpu_threads: int | None = None  # torch threads while training on a CPU; None leaves torch's choice
 

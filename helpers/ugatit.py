@@ -67,7 +67,6 @@ from .models.ugatit import (
     NET_NAMES,
     RhoClipper,
     build_networks,
-    infer_official_config,
     load_official_state,
     official_state,
     rho_parameters,
@@ -120,7 +119,7 @@ class UGATITConfig:
     kid_subsets: int = 100
     save_every: int = 1000
     save_minutes: float = 10.0  # and at least this often: a Colab session can end at any moment
-    keep_last: int = 3
+    keep_last: int = 2  # full-state checkpoints for resume; README "Checkpoints on Google Drive" sizes a run with 2
     milestone_every: int | None = 100_000  # official save_freq: kept for good (None: no milestones)
     seed: int = 0
 
@@ -321,21 +320,7 @@ class Trainer:
         self.stream_a = FaceStream(train_a, cfg.img_size, cfg.batch_size, cfg.seed, 0, cfg.flip, self.device)
         self.stream_b = FaceStream(train_b, cfg.img_size, cfg.batch_size, cfg.seed, 1, cfg.flip, self.device)
 
-        # networks and optimisers
-        torch.manual_seed(cfg.seed)
-        self.nets = build_networks(cfg.img_size, cfg.light, cfg.ch, cfg.n_res).to(self.device)
-        if self.channels_last:
-            self.nets.to(memory_format=torch.channels_last)
-        self.run = {n: self.nets[n] for n in NET_NAMES}
-        if cfg.compile and not cfg.reference_mode:
-            self.run = {n: torch.compile(self.nets[n], dynamic=False) for n in NET_NAMES}  # two batch sizes: two graphs
-        fused = not cfg.reference_mode
-        self.gen_params = [p for n in ("genA2B", "genB2A") for p in self.nets[n].parameters()]
-        self.dis_params = [p for n in ("disGA", "disGB", "disLA", "disLB") for p in self.nets[n].parameters()]
-        self.opt_g = make_adam(self.gen_params, self.device, cfg.lr, cfg.betas, cfg.weight_decay, fused)
-        self.opt_d = make_adam(self.dis_params, self.device, cfg.lr, cfg.betas, cfg.weight_decay, fused)
-        self.scaler = make_scaler(self.device, self.amp_dtype)
-        self.rhos = rho_parameters(self.nets["genA2B"]) + rho_parameters(self.nets["genB2A"])
+        self._build_networks()
 
         # progress
         self.step = 0
