@@ -257,7 +257,10 @@ def build(mirror: Path = MIRROR, force: bool = False, say=print) -> dict:
 
 
 def load_record(mirror: Path = MIRROR) -> dict:
-    return json.loads((mirror / "mirror.json").read_text())
+    record = mirror / "mirror.json"
+    if not record.is_file():
+        raise SystemExit(f"No Colab mirror in {mirror} yet: run `python -m helpers.colab_mirror build` (or `make test`).")
+    return json.loads(record.read_text())
 
 
 def replaced_pins(record: dict, pins: dict[str, str] | None = None) -> dict[str, tuple[str, str | None]]:
