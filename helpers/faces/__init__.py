@@ -34,7 +34,7 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
-from .phash import hamming, phash  # one perceptual hash for the scraper and the cropper
+from ..phash import hamming, phash  # one perceptual hash for the scraper and the cropper
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif", ".heic", ".avif")
 INDEX = "faces.csv"
@@ -836,7 +836,7 @@ def crop_video(
     steadier alignment. Frames already in faces.csv are skipped, so an
     interrupted run continues where it stopped.
     """
-    from .video import iter_frames, probe
+    from ..video import iter_frames, probe
 
     _check_crop_args(size, margin, detector, min_face, blur, multi, dedupe, min_score, every=every, batch=batch,
                      max_frames=max_frames)
@@ -963,3 +963,6 @@ def iter_faces(folder: str | os.PathLike, status: str | None = None) -> Iterator
         path = Path(folder) / row["face"]
         if path.exists():
             yield row, read_face(folder, row["face"])
+
+
+from .sample_faces import SAMPLE_VIDEOS, ensure_sample_faces, sample_every  # noqa: E402  (lessons 03-05 without lesson 02)
