@@ -62,7 +62,7 @@ class CountingTask:
 def test_the_time_based_save_happens_before_a_slow_hook_not_after_it(tmp_path, monkeypatch):
     """A preview that takes longer than save_minutes: the save comes right after it, before the (slow) KID starts."""
     clock = [1000.0]
-    monkeypatch.setattr(train.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(train.loop.time, "monotonic", lambda: clock[0])
     seen = []
 
     def slow_preview_pictures(task=None):
