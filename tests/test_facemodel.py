@@ -242,7 +242,7 @@ def test_lesson_05_takes_the_model_asked_for_else_the_other_else_says_what_to_ru
     with pytest.raises(LessonStop, match="run notebook 03 .* or notebook 04"):
         facemodel.model_for_render(ws, "swap")
     toy = []
-    monkeypatch.setattr(facemodel, "train_toy_swapper", lambda ws, folder, to, detector: toy.append(folder) or "toy")
+    monkeypatch.setattr(facemodel.lessons, "train_toy_swapper", lambda ws, folder, to, detector: toy.append(folder) or "toy")
     assert facemodel.model_for_render(ws, "ugatit", quick=True) == "toy" and toy == [ws.checkpoints / "swap"]
 
     make_ugatit_run(ws.checkpoints / "ugatit")

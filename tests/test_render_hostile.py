@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-import helpers.video as video
+import helpers.video.write as video_write
 from helpers.render import render_video, track_faces
 from helpers.video import VideoError, VideoWriter, iter_frames, probe, write_clip
 
@@ -216,7 +216,7 @@ def test_a_failure_while_finishing_the_file_leaves_no_temp_file(tmp_path, small_
     def full_disk(a, b):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(video.os, "replace", full_disk)
+    monkeypatch.setattr(video_write.os, "replace", full_disk)
     with pytest.raises(OSError, match="No space"):
         render_video(small_clip, tmp_path / "out.mp4", invert, detector=no_faces, progress=False)
     assert files_in(tmp_path) == ["small.mp4"]
@@ -226,7 +226,7 @@ def test_interrupting_while_finishing_the_file_leaves_no_temp_file(tmp_path, sma
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(video._AudioCarry, "close", interrupted)
+    monkeypatch.setattr(video_write._AudioCarry, "close", interrupted)
     with pytest.raises(KeyboardInterrupt):
         render_video(small_clip, tmp_path / "out.mp4", invert, detector=no_faces, progress=False)
     assert files_in(tmp_path) == ["small.mp4"]

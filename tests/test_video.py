@@ -106,9 +106,9 @@ def test_odd_sizes_are_padded_not_refused(tmp_path):
 
 
 def test_without_libx264_another_encoder_is_used_and_said(tmp_path, monkeypatch, capsys):
-    import helpers.video as video
+    import helpers.video.write as video_write
 
-    monkeypatch.setattr(video, "VIDEO_CODECS", ("libx264-missing", "mpeg4"))
+    monkeypatch.setattr(video_write, "VIDEO_CODECS", ("libx264-missing", "mpeg4"))
     dst = tmp_path / "fallback.mp4"
     with VideoWriter(dst, 64, 48, 10) as w:
         for i in range(3):
@@ -155,17 +155,17 @@ def long_clip(tmp_path_factory):
 
 
 def count_decoding(monkeypatch):
-    import helpers.video as video
+    import helpers.video.read as video_read
 
     decoded = []
-    real = video._decoded
+    real = video_read._decoded
 
     def counting(container, stream):
         for frame in real(container, stream):
             decoded.append(frame.time)
             yield frame
 
-    monkeypatch.setattr(video, "_decoded", counting)
+    monkeypatch.setattr(video_read, "_decoded", counting)
     return decoded
 
 
