@@ -11,7 +11,7 @@ import warnings
 import cv2
 import pytest
 
-from helpers import faces
+from helpers.faces import detect as faces_detect  # where the one-time warning flag lives
 from helpers.faces import (
     HaarDetector, HaarUnavailable, MTCNNDetector, crop_folder, crop_video, haar_available, load_image, make_detector,
     read_index,
@@ -27,7 +27,7 @@ def opencv5(monkeypatch, tmp_path):
     empty = tmp_path / "cv2_data"
     empty.mkdir()
     monkeypatch.setattr(cv2.data, "haarcascades", str(empty) + "/", raising=False)
-    monkeypatch.setattr(faces, "_told_no_haar", False)
+    monkeypatch.setattr(faces_detect, "_told_no_haar", False)
     assert not haar_available()
 
 
@@ -79,7 +79,7 @@ def test_the_warning_points_at_the_callers_line_not_into_helpers(opencv5, tmp_pa
     with pytest.warns(UserWarning, match="MTCNN") as said:
         make_detector("auto")
     assert said[0].filename == __file__
-    faces._told_no_haar = False  # monkeypatched: restored after the test
+    faces_detect._told_no_haar = False  # monkeypatched: restored after the test
     with pytest.warns(UserWarning, match="MTCNN") as said:
         crop_folder(tmp_path, tmp_path / "out", detector="haar", progress=False)  # an empty folder: nothing to crop
     assert said[0].filename == __file__

@@ -44,7 +44,7 @@ def ensure_sample_faces(faces_root: str | os.PathLike, names: Sequence[str], sam
     from ..data import list_faces
     from ..samples import fetch_samples
     from ..video import probe
-    from . import crop_video
+    from .crop import crop_video
 
     faces_root = Path(faces_root)
     samples_dir = Path(samples_dir) if samples_dir else faces_root.parent / "samples"
