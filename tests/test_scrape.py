@@ -24,6 +24,9 @@ import pytest
 from PIL import Image
 
 from helpers import scrape
+from helpers.scrape import fetch as scrape_fetch
+from helpers.scrape import guard as scrape_guard
+from helpers.scrape import sources as scrape_sources
 from helpers.phash import HashIndex, dct2, hamming, phash
 from helpers.scrape import Candidate, SearchError, download, latest_rows, manifest_counts
 
@@ -467,7 +470,7 @@ def test_every_redirect_hop_is_checked(hostile, second_loopback_server, tmp_path
     inside, inside_handler = second_loopback_server
     handler.redirect_to = inside + "/img/b.jpg"
     real = scrape.address_refusal
-    monkeypatch.setattr(scrape, "address_refusal", lambda ip: None if ip == "127.0.0.1" else real(ip))
+    monkeypatch.setattr(scrape_guard, "address_refusal", lambda ip: None if ip == "127.0.0.1" else real(ip))
     strict = {**FAST, "allow_private": False}
 
     download([Candidate(base + "/elsewhere.jpg", "search")], tmp_path / "d", **strict)
@@ -495,7 +498,7 @@ def test_the_host_is_resolved_once_and_the_checked_address_is_the_one_connected(
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
     real = scrape.address_refusal
-    monkeypatch.setattr(scrape, "address_refusal", lambda ip: None if ip == "127.0.0.1" else real(ip))
+    monkeypatch.setattr(scrape_guard, "address_refusal", lambda ip: None if ip == "127.0.0.1" else real(ip))
 
     download([Candidate(f"http://rebind.test:{port}/img/a.jpg", "search")], tmp_path / "d",
              **{**FAST, "allow_private": False, "respect_robots": False, "workers": 1})
@@ -524,14 +527,14 @@ def test_https_through_the_guard_still_verifies_the_host_name(tmp_path, monkeypa
     server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
-    plain_session = scrape._Run.session
+    plain_session = scrape_fetch._Run.session
 
     def trusting_our_cert(run):
         session = plain_session(run)
         session.verify = str(cert)
         return session
 
-    monkeypatch.setattr(scrape._Run, "session", trusting_our_cert)
+    monkeypatch.setattr(scrape_fetch._Run, "session", trusting_our_cert)
     try:
         cands = [Candidate(f"https://{host}:{port}/img/a.jpg", "urls") for host in ("localhost", "127.0.0.1")]
         download(cands, tmp_path / "d", **FAST)
@@ -698,7 +701,7 @@ def test_icrawler_feeder_and_parser_give_urls_for_our_downloader(hostile, tmp_pa
         def feed(self, keyword, offset, max_num):
             self.out_queue.put(f"{base}/results")
 
-    urls = scrape._icrawler_urls(LocalFeeder, BingParser, dict(keyword="selfie", offset=0, max_num=3), 10, "Local Bing")
+    urls = scrape_sources._icrawler_urls(LocalFeeder, BingParser, dict(keyword="selfie", offset=0, max_num=3), 10, "Local Bing")
     assert urls == [f"{base}/img/{n}.jpg" for n in "abc"]
     report = download([Candidate(u, "bing", "selfie") for u in urls], tmp_path / "selfie", **FAST)
     assert report.counts["ok"] == 3
@@ -708,7 +711,7 @@ def test_icrawler_feeder_and_parser_give_urls_for_our_downloader(hostile, tmp_pa
             self.out_queue.put("http://127.0.0.1:9/results")  # the discard port: nothing listens
 
     with pytest.raises(SearchError, match="could not be reached"):
-        scrape._icrawler_urls(DeadFeeder, BingParser, dict(keyword="x", offset=0, max_num=1), 10, "Dead Bing")
+        scrape_sources._icrawler_urls(DeadFeeder, BingParser, dict(keyword="x", offset=0, max_num=1), 10, "Dead Bing")
 
 
 # ---------------------------------------------------------------- the offline path of the notebook
