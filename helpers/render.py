@@ -261,7 +261,7 @@ def render_video(
     detector: 'mtcnn' / 'haar' (helpers.faces), a detector object or a function.
     target: which face to follow when there are several ('largest', 'center', index or box).
     smooth, min_cutoff, beta: one-euro smoothing of box and landmarks (helpers.smooth).
-    mask, color, seamless, erode, feather: how the face is blended back (helpers.blend).
+    mask, color, seamless, erode, feather: how the face is blended back (helpers.blend); color "none" = None.
     label: visible "AI-generated" label; turning it off must be explicit (label=False).
     side_by_side: write original | result next to each other.
     max_seconds / max_frames: render only the start (the audio is cut to match).
@@ -269,6 +269,7 @@ def render_video(
     """
     start = time.perf_counter()
     src, dst = Path(src), Path(dst)
+    color = None if color == "none" else color  # the notebook's drop-down spells "no colour transfer" as text
     _check_render_args(src, dst, face_fn, size=size, batch_size=batch_size, target=target, min_cutoff=min_cutoff,
                        beta=beta, mask=mask, color=color, erode=erode, feather=feather, detect_max_side=detect_max_side,
                        max_seconds=max_seconds, max_frames=max_frames, crf=crf, label=label, label_text=label_text,

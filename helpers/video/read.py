@@ -32,6 +32,12 @@ class VideoInfo:
     has_audio: bool
     audio_duration: float | None = None  # seconds, None without audio
 
+    def summary(self) -> str:
+        """One line a lesson prints: size as displayed, frames, rate, duration, rotation tag and sound."""
+        return (f"{self.path.name}: {self.width}x{self.height} as displayed, {self.frame_count} frames, "
+                f"{self.fps:.2f} fps on average, {self.duration:.2f} s, rotation tag {self.rotation} degrees, "
+                f"sound: {'yes' if self.has_audio else 'no'}")
+
 
 @dataclass
 class Frame:
