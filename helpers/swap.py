@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from .models.autoencoder import FaceSwapAutoencoder, IDENTITIES, spec_for
 from .train import RunResult, autocast, autocast_dtype, enable_tf32, fit, init_distributed, is_main, make_adam, make_scaler, pick_device, rank_slice, split_holdout, use_channels_last, world_size
+from .swap_pictures import PREVIEW_COLUMNS, plot_log, preview_grid  # noqa: F401  (plot_log: notebook 03)
 from .warp import augment, colour_shift
 
 LOG_COLUMNS = ["step", "train_A", "train_B", "heldout_A", "heldout_B", "images_per_s", "minutes"]
@@ -189,55 +190,6 @@ def reconstruction_loss(out: torch.Tensor, target: torch.Tensor, ssim_weight: fl
     if ssim_weight:
         return l1 + ssim_weight * (1 - ssim(out, target)) / 2, l1
     return l1, l1
-
-
-# ---------------------------------------------------------------- pictures
-
-PREVIEW_COLUMNS = ("A", "A->A", "A->B", "B", "B->B", "B->A")
-
-
-def _strip(width: int, labels: list[tuple[int, str]]) -> np.ndarray:
-    """A white 16 px strip with small black labels centred on the given x positions."""
-    import cv2
-
-    strip = np.full((16, width, 3), 255, np.uint8)
-    for x, text in labels:
-        (w, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.35, 1)
-        cv2.putText(strip, text, (max(0, x - w // 2), 11), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
-    return strip
-
-
-@torch.no_grad()
-def preview_grid(model: FaceSwapAutoencoder, faces_a: torch.Tensor, faces_b: torch.Tensor, dtype=None, step: int | None = None) -> np.ndarray:
-    """Rows of A, A->A, A->B, B, B->B, B->A for fixed faces: reconstructions and swaps side by side."""
-    from .viz import image_grid
-
-    device = faces_a.device
-    was_training = model.training
-    model.eval()
-    with autocast(device, dtype):
-        xa, xb = faces_a.float() / 255, faces_b.float() / 255
-        ca, cb = model.encoder(xa), model.encoder(xb)
-        cols = [xa, model.decoders["A"](ca), model.decoders["B"](ca), xb, model.decoders["B"](cb), model.decoders["A"](cb)]
-    model.train(was_training)
-    cols = [(c.float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy() for c in cols]
-    rows = min(len(faces_a), len(faces_b))
-    pad, size = 2, cols[0].shape[1]
-    grid = image_grid([c[i] for i in range(rows) for c in cols], ncol=6, pad=pad)
-    head = _strip(grid.shape[1], [(pad + j * (size + pad) + size // 2, t) for j, t in enumerate(PREVIEW_COLUMNS)])
-    parts = [head, grid]
-    if step is not None:
-        parts.append(_strip(grid.shape[1], [(grid.shape[1] // 2, f"step {step}")]))
-    return np.concatenate(parts)
-
-
-def plot_log(folder: str | os.PathLike, save: bool = True):
-    """Train and held-out L1 per identity, log scale, like the seed's loss plots."""
-    from .viz import plot_curves
-
-    folder = Path(folder)
-    return plot_curves(folder / "log.csv", ["train_A", "train_B", "heldout_A", "heldout_B"], logy=True,
-                       save=folder / "loss.png" if save else None, title="L1 per identity (train: warped input)")
 
 
 # ---------------------------------------------------------------- training

@@ -12,6 +12,7 @@ from helpers.models.autoencoder import (
     build_autoencoder,
     count_parameters,
     spec_for,
+    summarize,
 )
 
 
@@ -69,3 +70,12 @@ def test_specs_that_do_not_fit_fail_with_a_message():
         FaceSwapAutoencoder(AutoencoderSpec(size=72))
     with pytest.raises(ValueError, match="Unknown autoencoder variant"):
         spec_for("huge")
+
+
+def test_summary_names_each_part_its_weights_and_the_shapes_a_face_takes():
+    model = build_autoencoder("tiny", 64)
+    lines = summarize(model).splitlines()
+    assert [line.split()[0] + (" " + line.split()[1] if line.startswith("decoder") else "") for line in lines] == ["encoder", "decoder A", "decoder B"]
+    assert "face (3, 64, 64) -> code" in lines[0]
+    assert f"{count_parameters(model.encoder) / 1e6:6.1f} M weights" in lines[0]
+    assert all(line.endswith("code -> face (3, 64, 64)") for line in lines[1:])

@@ -145,3 +145,15 @@ def build_autoencoder(variant: str = "classic", size: int = 64) -> FaceSwapAutoe
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+@torch.no_grad()
+def summarize(model: FaceSwapAutoencoder) -> str:
+    """What each part holds and what it turns into what: weights per part, and the shapes of one face going through."""
+    size = model.spec.size
+    face = torch.rand(1, 3, size, size, device=next(model.parameters()).device)
+    code = model.encoder(face)
+    lines = [f"encoder   {count_parameters(model.encoder) / 1e6:6.1f} M weights, face {tuple(face.shape[1:])} -> code {tuple(code.shape[1:])}"]
+    for who, decoder in model.decoders.items():
+        lines.append(f"decoder {who} {count_parameters(decoder) / 1e6:6.1f} M weights, code -> face {tuple(decoder(code).shape[1:])}")
+    return "\n".join(lines)
