@@ -17,6 +17,8 @@ bounding box so a 1080p frame costs no more than a 360p one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import cv2
 import numpy as np
 
@@ -265,3 +267,39 @@ def blend_steps(frame, new_crop, matrix, original_crop, landmarks=None, erode: f
         "mask + histogram": paste_back(frame, transfer_color(new_crop, original_crop, soft, "hist"), matrix, soft),
         "LAB + seamless": paste_back(frame, lab, matrix, soft, seamless=True),
     }
+
+
+# ---------------------------------------------------------------- a whole photo (lesson 04)
+
+@dataclass
+class TranslatedImage:
+    image: np.ndarray  # the picture with translated faces pasted back (the input when paste=False or no face)
+    crops: np.ndarray  # aligned input crops (N, S, S, 3)
+    translated: np.ndarray  # translated crops (N, S, S, 3)
+    matrices: list = field(default_factory=list)  # image -> crop pixel maps, one per face
+
+
+def translate_image(rgb: np.ndarray, translator, detector="mtcnn", size: int = 256, paste: bool = True, mask: str = "hull", feather: float = 0.05) -> TranslatedImage:
+    """Find faces with notebook 02's detector and aligner, translate them, optionally paste them back.
+
+    `translator` is anything with `translate(crops) -> crops` (helpers.facemodel's
+    Translator). Paste-back is `blend_face` above, without colour transfer:
+    matching the old skin colour would wash the makeup out.
+    """
+    from .faces import align_face, make_detector
+
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"rgb must be a uint8 (H, W, 3) RGB array, got {getattr(rgb, 'dtype', type(rgb))} {getattr(rgb, 'shape', '')}")
+    detector = make_detector(detector)
+    faces = detector.detect(rgb)
+    empty = np.zeros((0, size, size, 3), np.uint8)
+    if not faces:
+        return TranslatedImage(rgb.copy(), empty, empty)
+    aligned = [align_face(rgb, face, size=size) for face in faces]
+    crops = np.stack([a.image for a in aligned])
+    out = translator.translate(crops)
+    image = rgb
+    if paste:
+        for crop, a, face in zip(out, aligned, faces):
+            image = blend_face(image, crop, a.matrix, landmarks=face.landmarks, mask=mask, color=None, feather=feather)
+    return TranslatedImage(image.copy(), crops, out, [a.matrix for a in aligned])
