@@ -256,6 +256,30 @@ def test_lesson_05_takes_the_model_asked_for_else_the_other_else_says_what_to_ru
         facemodel.model_for_render(ws, "ugatit2")
 
 
+
+def test_lesson_05s_toy_swap_gets_the_sample_faces_from_ensure_sample_faces(tmp_path, monkeypatch, capsys):
+    import helpers.data
+    import helpers.faces
+    import helpers.swap
+    from helpers import facemodel
+    from helpers.env import Workspace
+
+    ws = Workspace(tmp_path / "ws", "local", torch.device("cpu"))
+    calls = []
+    monkeypatch.setattr(helpers.faces, "ensure_sample_faces",
+                        lambda root, names, samples, **kw: calls.append(("faces", root, names, samples, kw["detector"]))
+                        or {n: "present" for n in names})
+    monkeypatch.setattr(helpers.data, "require_faces", lambda folder, lesson: calls.append(("require", folder)))
+    monkeypatch.setattr(helpers.swap, "train_swap", lambda cfg, a, b, folder, device: calls.append(("train", a, b, folder)))
+    monkeypatch.setattr(facemodel.lessons, "load_swapper", lambda folder, device, to: ("swapper", folder, to))
+
+    model = facemodel.train_toy_swapper(ws, ws.checkpoints / "swap", to="A", detector="haar")
+    assert calls == [("faces", ws.faces, ["woman", "man"], ws.samples, "haar"),
+                     ("require", ws.faces / "woman"), ("require", ws.faces / "man"),
+                     ("train", ws.faces / "woman", ws.faces / "man", ws.checkpoints / "swap")]
+    assert model == ("swapper", ws.checkpoints / "swap", "A")
+    assert "woman: present" in capsys.readouterr().out
+
 # ---------------------------------------------------------------- notebook 04 alone, with only a shared checkpoint
 
 @pytest.mark.notebook

@@ -17,11 +17,11 @@ from .contract import (DIRECTIONS, IDENTITIES, KINDS, LOADERS, UGATIT_ARCH, UGAT
 from .load import (SWAP_HINT, UGATIT_HINT, checkpoint_config, checkpoint_kind, describe_architecture, has_checkpoint,
                    load_face_model, load_swapper, load_translator, pretrained_networks, read_checkpoint, read_weights,
                    ugatit_architecture)
-from .lessons import TOY_SAMPLES, model_for_render, portrait_crops, train_toy_swapper, translate_only
+from .lessons import model_for_render, portrait_crops, train_toy_swapper, translate_only
 from .shared import fetch_checkpoint, fetch_shared_swap, fetch_shared_ugatit
 
 __all__ = [
-    "DIRECTIONS", "IDENTITIES", "KINDS", "LOADERS", "SWAP_HINT", "TOY_SAMPLES", "UGATIT_ARCH", "UGATIT_HINT", "UGATIT_NETS",
+    "DIRECTIONS", "IDENTITIES", "KINDS", "LOADERS", "SWAP_HINT", "UGATIT_ARCH", "UGATIT_HINT", "UGATIT_NETS",
     "FaceModel", "Swapper", "Translator", "WrongCheckpointKind", "as_device", "checkpoint_config", "checkpoint_kind",
     "describe_architecture", "fetch_checkpoint", "fetch_shared_swap", "fetch_shared_ugatit", "has_checkpoint",
     "inference_dtype", "load_face_model", "load_swapper", "load_translator", "model_for_render", "portrait_crops",

@@ -11,7 +11,6 @@ from .contract import KINDS, FaceModel, Swapper, as_device
 from .load import has_checkpoint, load_face_model, load_swapper
 
 
-TOY_SAMPLES = (("woman", "woman.mp4", 8), ("man", "man.mp4", 1))  # (identity folder, sample video, every nth frame)
 
 
 def model_for_render(ws, mode: str = "swap", swap_run: str = "swap", ugatit_run: str = "ugatit", to: str = "A",
@@ -46,16 +45,17 @@ def model_for_render(ws, mode: str = "swap", swap_run: str = "swap", ugatit_run:
 
 
 def train_toy_swapper(ws, folder: Path, to: str = "A", detector="mtcnn") -> Swapper:
-    """A few quick steps of lesson 03 on the sample identities: blurry, but every step of lesson 05 runs."""
+    """A few quick steps of lesson 03 on the sample identities: blurry, but every step of lesson 05 runs.
+
+    The faces come from `ensure_sample_faces`, the one place every lesson crops
+    the sample identities (folders lesson 02 already wrote are kept).
+    """
     from ..data import require_faces
-    from ..faces import crop_video
-    from ..samples import fetch_samples
+    from ..faces import ensure_sample_faces
     from ..swap import SwapConfig, train_swap
 
-    samples = fetch_samples(ws.samples)
-    for name, video, every in TOY_SAMPLES:
-        if not (ws.faces / name / "faces.csv").exists():
-            print(crop_video(samples[video], ws.faces / name, every=every, detector=detector))
+    for name, report in ensure_sample_faces(ws.faces, ["woman", "man"], ws.samples, detector=detector, device=ws.device).items():
+        print(f"{name}: {report}")
         require_faces(ws.faces / name, lesson="02")
     train_swap(SwapConfig.quick(), ws.faces / "woman", ws.faces / "man", folder, ws.device)
     return load_swapper(folder, ws.device, to=to)
