@@ -63,3 +63,39 @@ def test_good_edge_values_are_accepted(photos, tmp_path):
     report = crop_folder(photos, tmp_path / "faces", size=8, margin=0, min_face=0, blur=None, dedupe=0, limit=1,
                          detector="auto", refine=False, progress=False)
     assert report.sources == 1
+
+
+def test_one_crop_config_serves_videos_and_photos_and_keywords_override_it(samples, photos, tmp_path):
+    from helpers.faces import CropConfig, read_face, read_index
+
+    config = CropConfig(size=64, detector="auto", refine=False, blur=None)
+    crop_video(samples["man.mp4"], tmp_path / "video", config, every=24, progress=False)
+    crop_folder(photos, tmp_path / "photos", config, size=32, progress=False)
+    video_faces = [r["face"] for r in read_index(tmp_path / "video") if r["face"]]
+    photo_faces = [r["face"] for r in read_index(tmp_path / "photos") if r["face"]]
+    assert video_faces and photo_faces
+
+    assert read_face(tmp_path / "video", video_faces[0]).shape == (64, 64, 3)
+    assert read_face(tmp_path / "photos", photo_faces[0]).shape == (32, 32, 3)  # the override won
+    assert config.size == 64  # and did not change the shared config
+
+
+def test_crop_config_checks_at_once_with_the_messages_of_the_crop_calls():
+    from helpers.faces import CropConfig
+
+    with pytest.raises(ValueError, match=r"size must be a whole number >= 8"):
+        CropConfig(size=0)
+    with pytest.raises(ValueError, match="multi must be one of"):
+        CropConfig(multi="first")
+    with pytest.raises(ValueError, match="dedupe"):
+        CropConfig(dedupe="sometimes")
+    assert CropConfig().dedupe_for("video") is None and CropConfig().dedupe_for("photos") == 4
+    assert CropConfig(dedupe=2).dedupe_for("video") == 2 and CropConfig(dedupe=None).dedupe_for("photos") is None
+
+
+def test_a_misspelt_setting_or_a_positional_size_is_a_clear_error(photos, tmp_path):
+    with pytest.raises(TypeError, match=r"unknown arguments \['min_faces'\]"):
+        crop_folder(photos, tmp_path / "faces", min_faces=10, progress=False)
+    with pytest.raises(TypeError, match="CropConfig"):
+        crop_folder(photos, tmp_path / "faces", 256, progress=False)
+    assert not (tmp_path / "faces").exists()

@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -27,6 +27,93 @@ from .images import ImageError, blur_score, image_files, load_image
 from .index import INDEX, append_index, read_index
 
 MULTI_POLICIES = ("largest", "all", "reject")
+
+
+def _check_whole(name: str, value, low: int, meaning: str, none_ok: bool = False) -> None:
+    if value is None and none_ok:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be a whole number >= {low} ({meaning}){' or None' if none_ok else ''}, got {value!r}.")
+
+
+def _check_number(name: str, value, low: float, high: float, meaning: str, none_ok: bool = False) -> None:
+    if value is None and none_ok:
+        return
+    ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and low <= float(value) <= high
+    if not ok:
+        span = f">= {low}" if high == math.inf else f"between {low} and {high}"
+        raise ValueError(f"{name} must be a number {span} ({meaning}){' or None' if none_ok else ''}, got {value!r}.")
+
+
+DEDUPE_AUTO = "auto"  # near-duplicates: 4 bits for photo folders, off for videos (see CropConfig.dedupe_for)
+COUNT_MEANINGS = {"every": "1 = every frame, 2 = every other frame", "batch": "frames per detector call",
+                  "max_frames": "frames to search at most", "limit": "photos to look at, at most"}
+
+
+@dataclass
+class CropConfig:
+    """How faces are framed and which are kept: one object for crop_video and crop_folder (DESIGN.md: one per step).
+
+    size, margin: side of the saved square in pixels and the room around the
+    face (0 tight, 0.2 some hair, 0.5 the whole head). detector: a name
+    ("mtcnn", "haar", "auto") or a Detector. Filters, each rejection a row of
+    faces.csv with its reason: min_score (None: the detector's own
+    threshold), min_face (box side in px), blur (least variance of the
+    Laplacian; None keeps blurry faces), multi (several faces: keep the
+    "largest", "all", or "reject" the picture), dedupe (near-duplicates of a
+    kept face within this many bits of the 64-bit perceptual hash; None keeps
+    them; "auto" is 4 for photos and None for videos, whose successive frames
+    are near-duplicates by nature: thin those with `every`). refine: find the
+    landmarks again on the upright crop, for a steadier alignment.
+    Bad values fail here, before any file is written.
+    """
+
+    size: int = 256
+    margin: float = DEFAULT_MARGIN
+    detector: str | Detector = "mtcnn"
+    min_face: float = 64
+    blur: float | None = 20.0
+    multi: str = "largest"
+    dedupe: int | None | str = DEDUPE_AUTO
+    min_score: float | None = None
+    refine: bool = True
+
+    def __post_init__(self):
+        _check_whole("size", self.size, 8, "side of the square crops in pixels, e.g. 256")
+        _check_number("margin", self.margin, 0, 2, "room around the face: 0 tight, 0.2 some hair, 0.5 the whole head")
+        if not isinstance(self.detector, Detector) and self.detector not in DETECTOR_NAMES:
+            raise ValueError(f"Unknown detector {self.detector!r}; choose from {list(DETECTOR_NAMES)} or pass a Detector.")
+        _check_number("min_face", self.min_face, 0, math.inf, "smallest face box kept, in pixels; 0 keeps all")
+        _check_number("blur", self.blur, 0, math.inf, "least sharpness kept; None or 0 keeps blurry faces too", none_ok=True)
+        if self.multi not in MULTI_POLICIES:
+            raise ValueError(f"multi must be one of {MULTI_POLICIES}, got {self.multi!r}.")
+        if self.dedupe != DEDUPE_AUTO:
+            _check_whole("dedupe", self.dedupe, 0, "near-duplicate threshold in bits of the 64-bit hash, e.g. 4, "
+                         f"or {DEDUPE_AUTO!r}", none_ok=True)
+        _check_number("min_score", self.min_score, -math.inf, math.inf, "least detector score kept", none_ok=True)
+
+    def dedupe_for(self, kind: str) -> int | None:
+        """The near-duplicate threshold for "video" or "photos" ("auto": off for videos, 4 bits for photos)."""
+        if self.dedupe != DEDUPE_AUTO:
+            return self.dedupe
+        return None if kind == "video" else 4
+
+    @classmethod
+    def with_overrides(cls, config: "CropConfig | None", caller: str, **overrides) -> "CropConfig":
+        """`config` (or the defaults) with keyword arguments on top, checked: what crop_video(..., blur=5) means."""
+        if config is not None and not isinstance(config, CropConfig):
+            raise TypeError(f"{caller}: the third argument is a CropConfig, got {type(config).__name__}; "
+                            "pass settings by name (size=256) or as CropConfig(size=256).")
+        unknown = sorted(set(overrides) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise TypeError(f"{caller} got unknown arguments {unknown}; crop settings are {list(cls.__dataclass_fields__)}.")
+        return replace(config or cls(), **overrides)
+
+
+def _check_counts(**counts) -> None:
+    """The whole-number arguments of one crop call (frame step, batch, limits), before any file is written."""
+    for name, value in counts.items():
+        _check_whole(name, value, 1, COUNT_MEANINGS[name], none_ok=name in ("max_frames", "limit"))
 
 
 @dataclass
@@ -64,19 +151,18 @@ def _fmt(values, digits=2) -> str:
 class _Cropper:
     """Shared state of one crop run: the detector, the filters, and the rows already in faces.csv."""
 
-    def __init__(self, out_dir, size, margin, detector, device, min_face, min_score, blur, multi, dedupe, refine, report):
-        if multi not in MULTI_POLICIES:
-            raise ValueError(f"multi must be one of {MULTI_POLICIES}, got {multi!r}")
+    def __init__(self, out_dir, config: CropConfig, kind: str, device, report):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.size, self.margin = int(size), float(margin)
-        self.min_face, self.blur, self.multi, self.dedupe = min_face, blur, multi, dedupe
+        self.size, self.margin = int(config.size), float(config.margin)
+        self.min_face, self.blur, self.multi, self.dedupe = config.min_face, config.blur, config.multi, config.dedupe_for(kind)
+        min_score, refine, detector = config.min_score, config.refine, config.detector
         if isinstance(detector, Detector):
             self.detector = detector
         else:  # MTCNN looks for faces a bit smaller than the filter keeps, so small ones are seen and counted;
             # Haar's small windows are its main cost, so it only looks for faces we would keep
             detector = detector_name(detector, _caller_depth=3)  # _Cropper <- crop_video/crop_folder <- caller
-            smallest = max(1, int(min_face)) if detector == "haar" else max(20, int(min_face * 0.6))
+            smallest = max(1, int(self.min_face)) if detector == "haar" else max(20, int(self.min_face * 0.6))
             self.detector = make_detector(detector, device=device, min_size=smallest)
         self.min_score = self.detector.min_score if min_score is None else float(min_score)
         self.refine = self.detector if refine else None
@@ -147,40 +233,6 @@ class _Cropper:
         return row
 
 
-def _check_whole(name: str, value, low: int, meaning: str, none_ok: bool = False) -> None:
-    if value is None and none_ok:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be a whole number >= {low} ({meaning}){' or None' if none_ok else ''}, got {value!r}.")
-
-
-def _check_number(name: str, value, low: float, high: float, meaning: str, none_ok: bool = False) -> None:
-    if value is None and none_ok:
-        return
-    ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and low <= float(value) <= high
-    if not ok:
-        span = f">= {low}" if high == math.inf else f"between {low} and {high}"
-        raise ValueError(f"{name} must be a number {span} ({meaning}){' or None' if none_ok else ''}, got {value!r}.")
-
-
-def _check_crop_args(size, margin, detector, min_face, blur, multi, dedupe, min_score, **counts) -> None:
-    """Fail at once, before any file is written, on arguments that would crash later or crop nonsense."""
-    _check_whole("size", size, 8, "side of the square crops in pixels, e.g. 256")
-    _check_number("margin", margin, 0, 2, "room around the face: 0 tight, 0.2 some hair, 0.5 the whole head")
-    if not isinstance(detector, Detector) and detector not in DETECTOR_NAMES:
-        raise ValueError(f"Unknown detector {detector!r}; choose from {list(DETECTOR_NAMES)} or pass a Detector.")
-    _check_number("min_face", min_face, 0, math.inf, "smallest face box kept, in pixels; 0 keeps all")
-    _check_number("blur", blur, 0, math.inf, "least sharpness kept; None or 0 keeps blurry faces too", none_ok=True)
-    if multi not in MULTI_POLICIES:
-        raise ValueError(f"multi must be one of {MULTI_POLICIES}, got {multi!r}.")
-    _check_whole("dedupe", dedupe, 0, "near-duplicate threshold in bits of the 64-bit hash, e.g. 4", none_ok=True)
-    _check_number("min_score", min_score, -math.inf, math.inf, "least detector score kept", none_ok=True)
-    meanings = {"every": "1 = every frame, 2 = every other frame", "batch": "frames per detector call",
-                "max_frames": "frames to search at most", "limit": "photos to look at, at most"}
-    for name, value in counts.items():
-        _check_whole(name, value, 1, meanings[name], none_ok=name in ("max_frames", "limit"))
-
-
 def _progress(iterable, total=None, desc="", enabled=True):
     if not enabled:
         return iterable
@@ -189,43 +241,24 @@ def _progress(iterable, total=None, desc="", enabled=True):
     return tqdm(iterable, total=total, desc=desc, leave=False)
 
 
-def crop_video(
-    video: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    size: int = 256,
-    every: int = 1,
-    detector: str | Detector = "mtcnn",
-    margin: float = DEFAULT_MARGIN,
-    min_face: int = 64,
-    blur: float | None = 20.0,
-    multi: str = "largest",
-    dedupe: int | None = None,
-    min_score: float | None = None,
-    refine: bool = True,
-    max_frames: int | None = None,
-    batch: int = 8,
-    device=None,
-    progress: bool = True,
-) -> CropReport:
+def crop_video(video: str | os.PathLike, out_dir: str | os.PathLike, config: CropConfig | None = None, *,
+               every: int = 1, max_frames: int | None = None, batch: int = 8, device=None, progress: bool = True,
+               **overrides) -> CropReport:
     """Detect, align and save the faces of every `every`-th frame of a video; return a report.
 
-    Filters (each rejection is a row of faces.csv with its reason): faces with a
-    box smaller than `min_face` px, a variance of the Laplacian under `blur`
-    (None: no blur filter), several faces (`multi`: keep the "largest", "all",
-    or "reject" the frame), and near-duplicates of a kept face (perceptual hash
-    within `dedupe` bits; None, the default for videos, keeps them: successive
-    frames are near-duplicates by nature, so thin them with `every` instead).
-    With `refine`, the landmarks are found again on the upright crop for a
-    steadier alignment. Frames already in faces.csv are skipped, so an
+    `config` says how faces are framed and filtered (CropConfig); keyword
+    arguments override its fields (crop_video(v, out, blur=5)). Videos keep
+    near-duplicates by default: successive frames are alike by nature, so thin
+    them with `every`. Frames already in faces.csv are skipped, so an
     interrupted run continues where it stopped.
     """
     from ..video import iter_frames, probe
 
-    _check_crop_args(size, margin, detector, min_face, blur, multi, dedupe, min_score, every=every, batch=batch,
-                     max_frames=max_frames)
+    config = CropConfig.with_overrides(config, "crop_video", **overrides)
+    _check_counts(every=every, batch=batch, max_frames=max_frames)
     t0 = time.perf_counter()
     report = CropReport(Path(out_dir))
-    cropper = _Cropper(out_dir, size, margin, detector, device, min_face, min_score, blur, multi, dedupe, refine, report)
+    cropper = _Cropper(out_dir, config, "video", device, report)
     video = Path(video)
     report.sources = 1
     info = probe(video)
@@ -258,32 +291,20 @@ def crop_video(
     return report
 
 
-def crop_folder(
-    in_dir: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    size: int = 256,
-    detector: str | Detector = "mtcnn",
-    margin: float = DEFAULT_MARGIN,
-    min_face: int = 64,
-    blur: float | None = 20.0,
-    multi: str = "largest",
-    dedupe: int | None = 4,
-    min_score: float | None = None,
-    refine: bool = True,
-    limit: int | None = None,
-    device=None,
-    progress: bool = True,
-) -> CropReport:
-    """Detect, align and save the faces of every photo in a folder; the filters are those of crop_video.
+def crop_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: CropConfig | None = None, *,
+                limit: int | None = None, device=None, progress: bool = True, **overrides) -> CropReport:
+    """Detect, align and save the faces of every photo in a folder; `config` and overrides as in crop_video.
 
+    Photos drop near-duplicates by default (the same picture posted twice).
     Unreadable files (empty, not an image, truncated) are skipped, counted,
     named in the report and recorded as "rejected:unreadable" in faces.csv.
     Photos already in faces.csv are not redone.
     """
-    _check_crop_args(size, margin, detector, min_face, blur, multi, dedupe, min_score, limit=limit)
+    config = CropConfig.with_overrides(config, "crop_folder", **overrides)
+    _check_counts(limit=limit)
     t0 = time.perf_counter()
     report = CropReport(Path(out_dir))
-    cropper = _Cropper(out_dir, size, margin, detector, device, min_face, min_score, blur, multi, dedupe, refine, report)
+    cropper = _Cropper(out_dir, config, "photos", device, report)
     files = image_files(in_dir)[:limit]
     try:
         for path in _progress(files, len(files), Path(in_dir).name, progress):

@@ -10,6 +10,7 @@ import csv
 import json
 import os
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -112,3 +113,85 @@ def iter_faces(folder: str | os.PathLike, status: str | None = None) -> Iterator
         path = Path(folder) / row["face"]
         if path.exists():
             yield row, read_face(folder, row["face"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading decisions back: why a face was rejected, which kept face a duplicate copies
+
+
+def rejection_reason(row: dict) -> str | None:
+    """"blurry" for a row rejected as "rejected:blurry"; None for a kept face."""
+    status = row.get("status", "")
+    return status.split(":", 1)[1] if status.startswith("rejected:") else None
+
+
+def rejected_by_reason(folder: str | os.PathLike) -> dict[str, list[dict]]:
+    """The rejected face images of a folder, grouped by reason (reasons sorted, rows in faces.csv order)."""
+    groups: dict[str, list[dict]] = {}
+    for row in face_rows(folder, "rejected"):
+        groups.setdefault(rejection_reason(row), []).append(row)
+    return dict(sorted(groups.items()))
+
+
+def face_hash(row: dict) -> int | None:
+    """The row's 64-bit perceptual hash (stored as 16 hex digits); None when the row has none."""
+    text = row.get("phash") or ""
+    return int(text, 16) if text else None
+
+
+def twin_of(folder: str | os.PathLike, row: dict) -> tuple[dict, int] | None:
+    """The kept face whose hash is nearest to this row's, and how many bits apart: what a "duplicate" copies.
+
+    None when the row has no hash or the folder no other kept face.
+    """
+    from ..phash import hamming
+
+    digest = face_hash(row)
+    kept = [(k, face_hash(k)) for k in face_rows(folder, "kept") if k.get("face") != row.get("face")]
+    kept = [(k, h) for k, h in kept if h is not None]
+    if digest is None or not kept:
+        return None
+    twin, other = min(kept, key=lambda pair: hamming(pair[1], digest))
+    return twin, hamming(other, digest)
+
+
+@dataclass
+class Rejected:
+    """One rejected face to look at: its folder's name, the reason, its row, and for a duplicate the kept twin."""
+
+    domain: str
+    folder: Path
+    reason: str
+    row: dict
+    twin: dict | None = None
+    bits: int | None = None  # hash distance to the twin
+
+
+def rejected_examples(folders: dict[str, str | os.PathLike], per_reason: int = 3) -> list[Rejected]:
+    """A few rejected faces per reason across face folders ({domain: folder}), spread over each reason's rows."""
+    by_reason: dict[str, list[tuple[str, Path, dict]]] = {}
+    for domain, folder in folders.items():
+        for reason, rows in rejected_by_reason(folder).items():
+            by_reason.setdefault(reason, []).extend((domain, Path(folder), r) for r in rows)
+    examples = []
+    for reason, found in sorted(by_reason.items()):
+        for domain, folder, row in found[:: max(1, len(found) // per_reason)][:per_reason]:
+            twin = twin_of(folder, row) if reason == "duplicate" else None
+            examples.append(Rejected(domain, folder, reason, row, *(twin or (None, None))))
+    return examples
+
+
+def row_face(row: dict):
+    """The detector's Face back from a faces.csv row (box, score, landmarks), e.g. to draw it on its frame."""
+    from .detect import Face
+
+    landmarks = parse_array(row.get("landmarks", ""), (5, 2))
+    return Face(parse_array(row["box"], (4,)).astype(np.float32), float(row["score"] or 0),
+                None if landmarks is None else landmarks.astype(np.float32))
+
+
+def status_summary(folder: str | os.PathLike) -> str:
+    """One line of counts: "kept 120   rejected:blurry 4  rejected:no_face 2"."""
+    counts = status_counts(folder)
+    rest = "  ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k != "kept")
+    return f"kept {counts.get('kept', 0):4d}   {rest}".rstrip()
