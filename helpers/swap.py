@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from .models.autoencoder import FaceSwapAutoencoder, IDENTITIES, spec_for
 from .train import RunResult, autocast, autocast_dtype, enable_tf32, fit, init_distributed, is_main, make_adam, make_scaler, pick_device, rank_slice, split_holdout, use_channels_last, world_size
-from .swap_pictures import PREVIEW_COLUMNS, plot_log, preview_grid  # noqa: F401  (plot_log: notebook 03)
+from .swap_pictures import plot_log, preview_grid  # noqa: F401  (plot_log: notebook 03)
 from .warp import augment, colour_shift
 
 LOG_COLUMNS = ["step", "train_A", "train_B", "heldout_A", "heldout_B", "images_per_s", "minutes"]
@@ -443,20 +443,17 @@ def main(argv=None) -> None:
     torchrun --nproc_per_node 2 -m helpers.swap --faces-a ... --faces-b ... --run-dir ...
     Each process takes its share of every batch (batch_size must divide by the process count).
     """
-    from .train import command_line, finish_distributed
+    from .train import run_command_line
 
     def arguments(parser):
         parser.add_argument("--faces-a", required=True, help="face folder of identity A (notebook 02's aligned crops)")
         parser.add_argument("--faces-b", required=True, help="face folder of identity B")
         parser.add_argument("--run-dir", "--run", dest="run", required=True, help="run folder: checkpoints, log.csv, previews (resumed when it has them)")
 
-    args, cfg = command_line("Train the autoencoder face swap (lesson 03).", SwapConfig, arguments, argv)
-    try:
-        run = train_swap(cfg, args.faces_a, args.faces_b, args.run, device=args.device, stop_after=args.steps_this_run)
-        if is_main():
-            print(f"{run.stopped}: step {run.step} of {cfg.steps} in {run.folder}")
-    finally:
-        finish_distributed()
+    def train(args, cfg):
+        return train_swap(cfg, args.faces_a, args.faces_b, args.run, device=args.device, stop_after=args.steps_this_run)
+
+    run_command_line("Train the autoencoder face swap (lesson 03).", SwapConfig, arguments, train, "steps", argv)
 
 
 if __name__ == "__main__":

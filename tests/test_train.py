@@ -265,3 +265,28 @@ def test_tensorboard_gets_the_log_rows_and_pictures_and_forgets_what_a_resume_re
     assert [(tag, step) for tag, _, step, _ in first.images] == [("pics", 0), ("pics", 3)]
     assert second.purge_step == 3  # events past the checkpoint resumed from are dropped, as the CSV rows are
     assert [step for _, _, step in second.scalars] == [4, 5]
+
+
+def test_the_command_line_says_where_it_stopped_and_always_leaves_the_torchrun_job(tmp_path, monkeypatch, capsys):
+    from dataclasses import dataclass
+
+    @dataclass
+    class Config:
+        steps: int = 10
+
+        @classmethod
+        def quick(cls, **kw):
+            return cls(steps=2, **kw)
+
+    left = []
+    monkeypatch.setattr(train.distributed, "finish_distributed", lambda: left.append(True))
+    done = train.RunResult(tmp_path, 2, 0, "done", 0.1, tmp_path / "log.csv")
+    run = train.run_command_line("test", Config, lambda parser: None, lambda args, cfg: done, argv=["--quick"])
+    assert run is done and "done: step 2 of 2 in" in capsys.readouterr().out and left == [True]
+
+    def broken(args, cfg):
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        train.run_command_line("test", Config, lambda parser: None, broken, argv=["--set", "steps=5"])
+    assert left == [True, True]

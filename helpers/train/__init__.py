@@ -37,7 +37,7 @@ One concern per module:
 """
 
 from .cadence import DeferredInterrupt, Every, Hook
-from .cli import command_line
+from .cli import command_line, run_command_line
 from .distributed import (
     average_gradients,
     barrier,
@@ -60,5 +60,5 @@ __all__ = [
     "atomic_write_bytes", "autocast", "autocast_dtype", "average_gradients", "barrier", "command_line",
     "enable_tf32", "finish_distributed", "fit", "init_distributed", "is_main", "make_adam", "make_scaler",
     "make_timelapse", "match_saved_run", "pick_device", "picture_step", "pictures_in", "rank", "rank_slice",
-    "resume", "saved_config", "split_holdout", "trim_pictures", "use_channels_last", "world_size", "write_picture",
+    "resume", "run_command_line", "saved_config", "split_holdout", "trim_pictures", "use_channels_last", "world_size", "write_picture",
 ]

@@ -33,3 +33,21 @@ def command_line(description: str, config_class, add_arguments: Callable, argv=N
             overrides[key] = text
     cfg = config_class.quick(**overrides) if args.quick else config_class(**overrides)
     return args, cfg
+
+
+def run_command_line(description: str, config_class, add_arguments: Callable, train: Callable, steps_field: str = "steps",
+                     argv=None):
+    """A trainer's whole `python -m` entry: parse, train with `train(args, cfg)`, say where it stopped (rank 0), leave the job.
+
+    The torchrun process group is taken down even when training fails, so the other ranks are not left waiting.
+    """
+    from .distributed import finish_distributed, is_main
+
+    args, cfg = command_line(description, config_class, add_arguments, argv)
+    try:
+        run = train(args, cfg)
+        if is_main():
+            print(f"{run.stopped}: step {run.step} of {getattr(cfg, steps_field)} in {run.folder}")
+    finally:
+        finish_distributed()
+    return run
