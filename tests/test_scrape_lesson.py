@@ -110,3 +110,10 @@ def test_kept_grids_show_only_domains_that_kept_images(tmp_path):
     assert titles == ["selfie: 3 kept"], "a deleted file is not counted; empty and missing domains get no grid"
     assert grids[0].dtype == np.uint8 and grids[0].shape[2] == 3
     assert 32 <= grids[0].shape[0] < 2 * 32, "n=2 thumbnails of 32 px: one row"
+
+
+def test_a_stopped_report_says_how_to_continue(tmp_path):
+    """The notebook's download cell stops at an interrupted domain and relies on the report's own sentence."""
+    stopped = ScrapeReport(tmp_path / "selfie", Counter(ok=2), 0, True, 1.0, 2)
+    assert "interrupted: run it again to continue where it left off" in str(stopped)
+    assert "interrupted" not in str(ScrapeReport(tmp_path / "selfie", Counter(ok=2), 0, False, 1.0, 2))

@@ -92,7 +92,7 @@ class ScrapeReport:
     def __str__(self) -> str:
         tried = sum(self.counts.values())
         parts = ", ".join(f"{n} {s}" for s, n in self.counts.most_common())
-        note = " (interrupted: re-run to continue)" if self.interrupted else ""
+        note = " (interrupted: run it again to continue where it left off)" if self.interrupted else ""
         return (f"{self.folder.name}: tried {tried} URLs in {self.seconds:.1f} s{note} -> {parts or 'nothing new'}; "
                 f"{self.known} already in the manifest; {self.kept_total} images kept in total")
 
