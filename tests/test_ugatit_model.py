@@ -217,6 +217,43 @@ def test_spectral_norm_matches_torch_and_stays_float32_under_autocast():
     assert ours.weight_u.dtype == torch.float32 and torch.isfinite(ours.weight_u).all()
 
 
+def test_one_batched_discriminator_call_equals_the_official_two_calls():
+    """The fast step calls each discriminator once on cat([real, fake]); the official code calls it twice.
+
+    Two calls run two power iterations and the fake call sees the second estimate of
+    sigma; under `official_power_iterations` the one call gives the same logits, the
+    same gradients and the same power-iteration state. Without it, it would not.
+    """
+    import copy
+
+    from helpers.models.ugatit import official_power_iterations
+
+    torch.manual_seed(3)
+    official = build_networks(64, light=True, ch=8, n_res=2)["disGA"].train()
+    batched, plain = copy.deepcopy(official), copy.deepcopy(official)
+    real, fake = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)
+
+    def loss(outputs):
+        return sum((o.float() - t).square().mean() for o, t in zip(outputs, (1.0, 1.0))) if len(outputs) == 2 else None
+
+    r_logit, r_cam, _ = official(real)
+    f_logit, f_cam, _ = official(fake)
+    with official_power_iterations(batched, 2):
+        logit, cam, _ = batched(torch.cat([real, fake]))
+    torch.testing.assert_close(logit, torch.cat([r_logit, f_logit]), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(cam, torch.cat([r_cam, f_cam]), rtol=1e-5, atol=1e-5)
+    (loss((r_logit, r_cam)) + loss((f_logit, f_cam))).backward()
+    (loss((logit[:2], cam[:2])) + loss((logit[2:], cam[2:]))).backward()
+    for (name, a), b in zip(official.named_parameters(), batched.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6, msg=name)
+    for (name, a), b in zip(official.named_buffers(), batched.buffers()):
+        torch.testing.assert_close(b, a, msg=name)
+    assert all(m.sn_split is None for m in batched.modules() if hasattr(m, "sn_split"))  # the context cleans up
+
+    plain(torch.cat([real, fake]))  # one plain call: one power iteration, not the official two
+    assert not torch.allclose(plain.model[1].weight_u, official.model[1].weight_u, atol=1e-4)
+
+
 def test_rho_clipper_keeps_rho_in_unit_interval():
     gen = build_networks(64, light=True, ch=8, n_res=2)["genA2B"]
     with torch.no_grad():

@@ -25,6 +25,7 @@ before its two stride-1 convs is at least 4x4: 7 layers at 128 px and up
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
@@ -261,19 +262,50 @@ class _SpectralNorm:
         self.register_buffer("weight_u", F.normalize(weight.new_empty(rows).normal_(0, 1), dim=0, eps=eps))
         self.register_buffer("weight_v", F.normalize(weight.new_empty(cols).normal_(0, 1), dim=0, eps=eps))
 
+    sn_split: int | None = None  # set by `official_power_iterations`: rows from here on are the second call's
+
+    def _power_iteration(self, mat: torch.Tensor) -> None:
+        with torch.no_grad():
+            v = F.normalize(mat.t() @ self.weight_u, dim=0, eps=self.sn_eps)
+            u = F.normalize(mat @ v, dim=0, eps=self.sn_eps)
+            self.weight_v.copy_(v)
+            self.weight_u.copy_(u)
+
+    def _sigma(self, mat: torch.Tensor) -> torch.Tensor:
+        # clones: a later call updates the buffers in place while this graph still needs them
+        return torch.dot(self.weight_u.clone(), mat @ self.weight_v.clone())
+
     def normalized_weight(self) -> torch.Tensor:
         with torch.autocast(self.weight_orig.device.type, enabled=False):
             w = self.weight_orig.float()
             mat = w.flatten(1)
             if self.training:
-                with torch.no_grad():
-                    v = F.normalize(mat.t() @ self.weight_u, dim=0, eps=self.sn_eps)
-                    u = F.normalize(mat @ v, dim=0, eps=self.sn_eps)
-                    self.weight_v.copy_(v)
-                    self.weight_u.copy_(u)
-            # clones: a later call updates the buffers in place while this graph still needs them
-            sigma = torch.dot(self.weight_u.clone(), mat @ self.weight_v.clone())
-            return (w / sigma).to(self.weight_orig.dtype)
+                self._power_iteration(mat)
+            return (w / self._sigma(mat)).to(self.weight_orig.dtype)
+
+    def _sn_forward(self, x: torch.Tensor, layer) -> torch.Tensor:
+        """`layer(x, weight, bias)` with the normalised weight; under `official_power_iterations`, as two calls.
+
+        Two calls (real, then fake) run two power iterations, and the second call
+        sees the second estimate of sigma. One batched call does the same: the
+        layer is linear in its weight, so rows of the second call are divided by
+        the second sigma after an unnormalised pass.
+        """
+        n = self.sn_split
+        if not (self.training and n):
+            return layer(x, self.normalized_weight(), self.bias)
+        with torch.autocast(self.weight_orig.device.type, enabled=False):
+            mat = self.weight_orig.float().flatten(1)
+            self._power_iteration(mat)
+            first = self._sigma(mat)
+            self._power_iteration(mat)
+            second = self._sigma(mat)
+            scale = torch.cat([first.expand(n), second.expand(x.shape[0] - n)]).reciprocal()
+        y = layer(x, self.weight_orig, None)
+        y = y * scale.view(-1, *[1] * (y.ndim - 1)).to(y.dtype)
+        if self.bias is not None:
+            y = y + self.bias.view(1, -1, *[1] * (y.ndim - 2)).to(y.dtype)
+        return y
 
 
 class SNConv2d(_SpectralNorm, nn.Conv2d):
@@ -282,7 +314,7 @@ class SNConv2d(_SpectralNorm, nn.Conv2d):
         self._setup_spectral_norm()
 
     def forward(self, x):
-        return self._conv_forward(x, self.normalized_weight(), self.bias)
+        return self._sn_forward(x, self._conv_forward)
 
 
 class SNLinear(_SpectralNorm, nn.Linear):
@@ -291,7 +323,24 @@ class SNLinear(_SpectralNorm, nn.Linear):
         self._setup_spectral_norm()
 
     def forward(self, x):
-        return F.linear(x, self.normalized_weight(), self.bias)
+        return self._sn_forward(x, F.linear)
+
+
+@contextmanager
+def official_power_iterations(discriminator: nn.Module, first_call_rows: int):
+    """Let one batched call of `discriminator` on cat([real, fake]) do what the official two calls do.
+
+    Every spectral norm runs two power iterations, and the rows from `first_call_rows`
+    on see the second estimate of sigma, as the separate fake call would.
+    """
+    layers = [m for m in discriminator.modules() if isinstance(m, _SpectralNorm)]
+    for m in layers:
+        m.sn_split = first_call_rows
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.sn_split = None
 
 
 def _sn_conv(cin, cout, k, stride=1, bias=True):

@@ -22,6 +22,7 @@ from ..models.ugatit import (
     RhoClipper,
     build_networks,
     load_official_state,
+    official_power_iterations,
     official_state,
     rho_parameters,
 )
@@ -240,9 +241,15 @@ class Trainer:
                 rho.clamp_(0.0, 1.0)
 
     def _dis_loss_pair(self, dis, real, fake):
-        """LSGAN loss of one discriminator on real and (detached) fake images, in one batched call."""
-        logit, cam, _ = dis(torch.cat([real, fake]))
+        """LSGAN loss of one discriminator on real and (detached) fake images, in one batched call.
+
+        The official code makes two calls, so each spectral norm runs two power
+        iterations and the fake call sees the second estimate; the batched call
+        does the same (`official_power_iterations`), so the numbers are the official ones.
+        """
         n = real.shape[0]
+        with official_power_iterations(dis, n):
+            logit, cam, _ = dis(torch.cat([real, fake]))
         return _mse(logit[:n], 1.0) + _mse(logit[n:], 0.0) + _mse(cam[:n], 1.0) + _mse(cam[n:], 0.0)
 
     def _gen_adv(self, dis, fake):
