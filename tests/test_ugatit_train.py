@@ -261,6 +261,16 @@ def test_missing_face_folders_are_cropped_from_the_samples_or_explained(samples,
         ensure_faces(tmp_path / "faces", ["drag"])
 
 
+def test_the_command_line_trains_and_says_where_it_stopped(faces, tmp_path, capsys):
+    from helpers.ugatit.__main__ import main
+
+    sets = ["ch=8", "n_res=2", "iterations=2", "kid_every=0", "preview_every=0", "log_every=1"]
+    run = main(["--faces", str(faces), "--run-dir", str(tmp_path / "run"), "--quick", "--device", "cpu"]
+               + [a for s in sets for a in ("--set", s)])
+    assert run.step == 2 and list((tmp_path / "run").glob("ckpt-*.pt"))
+    assert "done: step 2 of 2" in capsys.readouterr().out
+
+
 def test_a_shared_checkpoint_is_fetched_and_used(faces, tmp_path, http_root):
     from helpers.models.ugatit import build_networks, official_state
 

@@ -11,43 +11,17 @@ import numpy as np
 import torch
 
 from ..data import load_faces
+from ..faces.sample_faces import SAMPLE_FRAMES, SAMPLE_VIDEOS, ensure_sample_faces  # noqa: F401  (SAMPLE_VIDEOS: helpers.facemodel)
 from ..train import split_holdout
 
-SAMPLE_VIDEOS = {"woman": "woman.mp4", "man": "man.mp4", "cartoon": "megamind.avi"}
 
-
-def ensure_faces(faces_root: str | os.PathLike, names: Sequence[str], samples_dir: str | os.PathLike | None = None, frames: int = 24) -> dict:
+def ensure_faces(faces_root: str | os.PathLike, names: Sequence[str], samples_dir: str | os.PathLike | None = None, frames: int = SAMPLE_FRAMES) -> dict:
     """Make the face folders a QUICK run needs from the sample videos when notebook 02 has not run.
 
-    Only the sample domains ("woman", "man", "cartoon") can be made here;
+    The same cropping as lessons 03 and 05 (`helpers.faces.ensure_sample_faces`);
     "selfie" and "drag" come from notebooks 01 and 02. Returns {name: report or "present"}.
     """
-    from ..data import list_faces
-
-    faces_root = Path(faces_root)
-    done = {}
-    for name in names:
-        folder = faces_root / name
-        try:
-            if list_faces(folder):
-                done[name] = "present"
-                continue
-        except FileNotFoundError:
-            pass
-        if name not in SAMPLE_VIDEOS:
-            raise FileNotFoundError(f"No faces in {folder}: run notebooks 01 and 02 for '{name}' first (or use QUICK = True).")
-        try:
-            from ..faces import crop_video
-        except ImportError as exc:
-            raise ImportError(f"helpers.faces is needed to crop '{name}' from the samples: {exc}. Run notebook 02 first.") from None
-        from ..samples import fetch_samples
-        from ..video import probe
-
-        samples_dir = Path(samples_dir) if samples_dir else faces_root.parent / "samples"
-        video = fetch_samples(samples_dir)[SAMPLE_VIDEOS[name]]
-        every = max(1, probe(video).frame_count // frames)
-        done[name] = crop_video(video, folder, size=256, every=every, progress=False)
-    return done
+    return ensure_sample_faces(faces_root, names, samples_dir, frames=frames)
 
 
 def load_domain(faces_root: Path, names: Sequence[str], crop_from: int, img_size: int, holdout: float, seed: int):
