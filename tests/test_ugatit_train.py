@@ -290,3 +290,48 @@ def test_a_shared_checkpoint_is_fetched_and_used(faces, tmp_path, http_root):
     trainer.load_pretrained(official)
     assert torch.equal(trainer.nets["disGA"].conv1x1.weight, torch.load(official, weights_only=True)["disGA"]["conv1x1.weight"])
     assert load_translator(official, "cpu", img_size=64).size == 64
+
+
+# ---------------------------------------------------------------- what notebook 04's cells call
+
+def test_a_domain_is_a_tuple_or_the_notebooks_comma_list():
+    assert UGATITConfig(domain_a="woman, man", domain_b=["cartoon"]).domain_a == ("woman", "man")
+    assert UGATITConfig(domain_b="cartoon").domain_b == ("cartoon",)
+    with pytest.raises(ValueError, match="face folder names"):
+        UGATITConfig(domain_a="woman,,man")
+
+
+def test_the_lesson_shows_and_counts_each_domains_faces(faces, tmp_path):
+    from helpers.ugatit import describe_faces, domain_examples
+
+    some_a, some_b = domain_examples(faces, ("woman", "man"), ("cartoon",), per_folder=2, size=64)
+    assert len(some_a) == len(some_b) == 4 and some_a[0].shape == (64, 64, 3) and some_a[0].dtype == np.uint8
+    text = describe_faces(faces, {"woman": "present", "cartoon": "present"})
+    assert text.splitlines() == ["woman: 12 faces", "cartoon: 16 faces"]
+
+
+def test_the_trainer_describes_its_model_and_data(faces, tmp_path):
+    trainer = Trainer(tiny(), faces, tmp_path / "run", "cpu", quiet=True)
+    model, data = trainer.describe().splitlines()
+    assert model.startswith("light U-GAT-IT at 64 px on cpu (float32)") and "genA2B" in model and "disLB" in model
+    assert data == f"A: {trainer.stream_a.n} training + {len(trainer.held_a)} held-out faces; B: {trainer.stream_b.n} + {len(trainer.held_b)}"
+
+
+def test_kid_and_rho_plots_show_what_the_run_wrote(faces, tmp_path, capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers.models.ugatit import rho_parameters
+    from helpers.ugatit import plot_kid, plot_rho, rho_by_layer
+
+    kid_csv = tmp_path / "kid.csv"
+    kid_csv.write_text("step,kid_onet_fallback,kid_onet_fallback_std,n_real,n_fake\n8,0.5,0.1,3,3\n16,0.25,0.1,3,3\n")
+    assert len(plot_kid(kid_csv)) == 1 and "kid_onet_fallback: step 8: 0.5000, step 16: 0.2500" in capsys.readouterr().out
+    assert plot_kid(tmp_path / "no_kid_yet.csv") == []
+
+    trainer = Trainer(tiny(), faces, tmp_path / "run", "cpu", quiet=True)
+    gen = trainer.nets["genA2B"]
+    groups = rho_by_layer(gen)
+    assert sum(len(v) for v in groups.values()) == sum(p.numel() for p in rho_parameters(gen))
+    assert all(len(v) and 0 <= v.min() and v.max() <= 1 for v in groups.values())
+    assert plot_rho(gen, trainer.step).axes[0].get_title() == "rho of the generator after 0 steps"

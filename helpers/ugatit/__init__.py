@@ -40,7 +40,7 @@ from ..facemodel import fetch_shared_ugatit as fetch_shared_checkpoint  # noqa: 
 from ..facemodel import read_weights as _read_weights  # noqa: F401
 from ..train import make_timelapse  # noqa: F401  (the lesson's timelapse: make_timelapse(run_dir / "timelapse"))
 from .config import ARCH_FIELDS, LOSS_NAMES, UGATITConfig, official_lr  # noqa: F401
-from .data import SAMPLE_VIDEOS, FaceStream, ensure_faces, load_domain, to_tensor, to_uint8_images  # noqa: F401
+from .data import SAMPLE_VIDEOS, FaceStream, describe_faces, domain_examples, ensure_faces, load_domain, to_tensor, to_uint8_images  # noqa: F401
 from .kid import InceptionFeatures, ONetFeatures, kernel_inception_distance, kid_feature_extractor  # noqa: F401
-from .pictures import cam_overlay, latest_sample, sample_grid, timelapse_frame  # noqa: F401
+from .pictures import cam_overlay, latest_sample, plot_kid, plot_rho, rho_by_layer, sample_grid, timelapse_frame  # noqa: F401
 from .trainer import Trainer  # noqa: F401

@@ -12,7 +12,7 @@ ARCH_FIELDS = ("img_size", "light", "ch", "n_res")
 class UGATITConfig:
     """Everything a run needs; defaults are the official code's (its main.py and UGATIT.py)."""
 
-    # data: face folders under ws.faces; several folders make one domain
+    # data: face folders under ws.faces; several folders make one domain (a tuple, or a comma list: "woman,man")
     domain_a: tuple = ("selfie",)
     domain_b: tuple = ("drag",)
     img_size: int = 256
@@ -64,7 +64,7 @@ class UGATITConfig:
         return cls(**base)
 
     def __post_init__(self):
-        self.domain_a, self.domain_b, self.betas = tuple(self.domain_a), tuple(self.domain_b), tuple(self.betas)
+        self.domain_a, self.domain_b, self.betas = _names(self.domain_a), _names(self.domain_b), tuple(self.betas)
         if self.img_size % 4 or self.img_size < 32:
             raise ValueError(f"img_size must be a multiple of 4 and at least 32, got {self.img_size}")
         if self.amp not in ("auto", "bf16", "fp16", "off"):
@@ -92,3 +92,11 @@ def official_lr(step: int, cfg: UGATITConfig) -> float:
     if not cfg.decay_flag or step <= half or half == 0:
         return cfg.lr
     return max(0.0, cfg.lr - cfg.lr / half * (step - half))
+
+
+def _names(domain) -> tuple:
+    """A domain's face folders: a tuple or list of names, or one comma-separated string (the notebook's DOMAIN_A)."""
+    names = tuple(n.strip() for n in domain.split(",")) if isinstance(domain, str) else tuple(domain)
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"a domain is one or more face folder names, like 'selfie' or 'woman,man'; got {domain!r}")
+    return names

@@ -24,6 +24,24 @@ def ensure_faces(faces_root: str | os.PathLike, names: Sequence[str], samples_di
     return ensure_sample_faces(faces_root, names, samples_dir, frames=frames)
 
 
+def describe_faces(faces_root: str | os.PathLike, reports: dict) -> str:
+    """One line per face folder: how many faces it holds, and the crop report when it was cropped just now."""
+    from ..data import list_faces
+
+    lines = []
+    for name, report in reports.items():
+        lines.append(f"{name}: {len(list_faces(Path(faces_root) / name))} faces" + ("" if report == "present" else f" (cropped now)\n{report}"))
+    return "\n".join(lines)
+
+
+def domain_examples(faces_root: str | os.PathLike, domain_a: Sequence[str], domain_b: Sequence[str], per_folder: int = 3, size: int = 128) -> tuple[list, list]:
+    """A few faces of each domain to look at: `per_folder` from every folder of A, as many from B's first folder."""
+    faces_root = Path(faces_root)
+    some_a = [f for name in domain_a for f in load_faces(faces_root / name, size, limit=per_folder)]
+    some_b = list(load_faces(faces_root / domain_b[0], size, limit=len(some_a)))
+    return some_a, some_b
+
+
 def load_domain(faces_root: Path, names: Sequence[str], crop_from: int, img_size: int, holdout: float, seed: int):
     """Training faces (uint8 N,3,L,L tensor at the pre-crop size) and held-out faces (uint8 N,S,S,3 at img_size)."""
     faces = np.concatenate([load_faces(faces_root / n, crop_from) for n in names])

@@ -75,3 +75,38 @@ def cam_overlay(heatmap: torch.Tensor, images: np.ndarray, alpha: float = 0.55) 
 def latest_sample(run_dir: str | os.PathLike) -> Path | None:
     found = pictures_in(Path(run_dir) / "samples")
     return found[-1] if found else None
+
+
+def plot_kid(kid_path: str | os.PathLike) -> list:
+    """Print and plot every KID column of kid.csv (kid_inception or kid_onet_fallback); lower is better. Returns the figures."""
+    from ..viz import plot_curves, read_log
+
+    kid = read_log(kid_path) if Path(kid_path).exists() else {}
+    figures = []
+    for column in [c for c in kid if c.startswith("kid_") and not c.endswith("_std")]:
+        print(f"{column}: " + ", ".join(f"step {int(s)}: {v:.4f}" for s, v in zip(kid["step"], kid[column])))
+        figures.append(plot_curves(kid_path, [column], title=f"KID ({column[4:].replace('_', ' ')} features), lower is better"))
+    return figures
+
+
+def rho_by_layer(generator: torch.nn.Module) -> dict:
+    """The generator's AdaLIN ratios (residual blocks) and LIN ratios (up-sampling), as flat float arrays."""
+    def rhos(prefix):
+        values = [p.detach().flatten().float().cpu() for n, p in generator.named_parameters() if n.startswith(prefix) and n.endswith("rho")]
+        return torch.cat(values).numpy() if values else np.zeros(0, np.float32)
+
+    return {"AdaLIN (residual blocks)": rhos("UpBlock1"), "LIN (up-sampling)": rhos("UpBlock2")}
+
+
+def plot_rho(generator: torch.nn.Module, step: int):
+    """Histogram of rho (1 = instance norm, 0 = layer norm): how much of the source face each layer chose to keep."""
+    import matplotlib.pyplot as plt
+
+    groups = rho_by_layer(generator)
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    ax.hist(list(groups.values()), bins=20, range=(0, 1), label=list(groups))
+    ax.set_xlabel("rho: 1 = instance norm, 0 = layer norm")
+    ax.set_title(f"rho of the generator after {step} steps")
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -218,6 +218,13 @@ class Trainer:
         self.scaler = make_scaler(self.device, self.amp_dtype)
         self.rhos = rho_parameters(self.nets["genA2B"]) + rho_parameters(self.nets["genB2A"])
 
+    def describe(self) -> str:
+        """Two lines for the notebook: which model, where and in what precision, with its size; how many faces."""
+        cfg = self.cfg
+        sizes = ", ".join(f"{name} {sum(p.numel() for p in net.parameters()) / 1e6:.1f} M" for name, net in self.nets.items())
+        return (f"{'light' if cfg.light else 'full'} U-GAT-IT at {cfg.img_size} px on {self.device} ({self.amp_dtype or 'float32'}): {sizes}\n"
+                f"A: {self.stream_a.n} training + {len(self.held_a)} held-out faces; B: {self.stream_b.n} + {len(self.held_b)}")
+
     def export_official(self, path: str | os.PathLike) -> Path:
         """The six networks in the official layout (what the official test script loads)."""
         from ..checkpoint import atomic_save
