@@ -115,3 +115,12 @@ def test_a_model_face_of_the_wrong_kind_is_named():
         blend_face(frame, np.zeros((SIZE, SIZE, 3), np.float32), m, landmarks=LANDMARKS)
     with pytest.raises(ValueError, match="new_crop"):
         blend_face(frame, np.zeros((SIZE, SIZE // 2, 3), np.uint8), m, landmarks=LANDMARKS)
+
+
+def test_translate_image_lives_beside_the_paste_back_and_refuses_a_non_rgb_picture():
+    import helpers.ugatit
+    from helpers.blend import translate_image
+
+    assert helpers.ugatit.translate_image is translate_image  # lesson 04's import keeps working
+    with pytest.raises(ValueError, match=r"uint8 \(H, W, 3\) RGB"):
+        translate_image(np.zeros((8, 8), np.uint8), translator=None)

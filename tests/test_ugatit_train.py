@@ -335,3 +335,13 @@ def test_kid_and_rho_plots_show_what_the_run_wrote(faces, tmp_path, capsys):
     assert sum(len(v) for v in groups.values()) == sum(p.numel() for p in rho_parameters(gen))
     assert all(len(v) and 0 <= v.min() and v.max() <= 1 for v in groups.values())
     assert plot_rho(gen, trainer.step).axes[0].get_title() == "rho of the generator after 0 steps"
+
+
+def test_cam_overlay_takes_the_translators_heatmaps_as_they_come():
+    from helpers.ugatit import cam_overlay
+
+    images = np.zeros((2, 32, 32, 3), np.uint8)
+    heat = np.random.default_rng(0).random((2, 8, 8)).astype(np.float32)  # translate(..., return_cam=True)
+    both = cam_overlay(heat, images), cam_overlay(torch.from_numpy(heat)[:, None], images)  # and the trainer's (N, 1, h, w)
+    assert both[0].shape == (2, 32, 32, 3) and both[0].dtype == np.uint8 and np.array_equal(*both)
+    assert both[0].any()  # the colour map shows over black faces

@@ -62,7 +62,9 @@ def _fit_width(img: np.ndarray, width: int) -> np.ndarray:
 
 
 def cam_overlay(heatmap: torch.Tensor, images: np.ndarray, alpha: float = 0.55) -> np.ndarray:
-    """CAM heatmaps (N, 1, h, w) as a jet colour map blended over the images (N, H, W, 3) they explain."""
+    """CAM heatmaps (N, 1, h, w), or (N, h, w) as `translate(..., return_cam=True)` gives them, as a jet colour map blended over the images (N, H, W, 3) they explain."""
+    heatmap = torch.as_tensor(heatmap)
+    heatmap = heatmap[:, None] if heatmap.ndim == 3 else heatmap
     out = []
     for h, img in zip(heatmap.float().cpu().numpy()[:, 0], images):
         h = (h - h.min()) / (h.max() - h.min() + 1e-8)
