@@ -49,6 +49,9 @@ class NoSpaceError(OSError):
     def __str__(self) -> str:
         return self.strerror
 
+    def _render_traceback_(self) -> list[str]:  # Jupyter/Colab show the sentence alone: the fix is not in our code
+        return [f"\033[1;31mNo space:\033[0m {self}"]
+
 
 # ---------------------------------------------------------------- where am I
 

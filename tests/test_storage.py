@@ -97,6 +97,7 @@ def test_atomic_write_full_disk_is_one_sentence_and_leaves_no_temp(tmp_path, mon
     assert info.value.errno == errno.ENOSPC and isinstance(info.value, OSError)
     assert "5.00 GiB" in message and "is free" in message and "empty Drive's trash" in message
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"] and (tmp_path / "f.bin").read_bytes() == b"old"
+    assert info.value._render_traceback_() == [f"\033[1;31mNo space:\033[0m {message}"]  # a notebook shows only this
 
 
 def test_check_free_space(tmp_path, monkeypatch):
