@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import signal
 import threading
 from pathlib import Path
 
@@ -11,6 +12,19 @@ import pytest
 import torch
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_raises():
+    """Ctrl-C (SIGINT) raises KeyboardInterrupt, as in Jupyter and a terminal.
+
+    A runner that starts the suite as a background job hands it SIGINT ignored,
+    and then neither a signal nor `_thread.interrupt_main()` reaches Python: the
+    tests of what Ctrl-C does would test nothing.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture
