@@ -340,7 +340,9 @@ def test_crash_mid_row_and_ctrl_c_lose_nothing(hostile, tmp_path):
 
     assert report.interrupted
     done = latest_rows(folder)
-    assert 2 <= len(done) < len(cands) and all(r["status"] == "ok" for r in done.values())
+    # The URL in flight when Ctrl-C lands may finish or be cut (a quick stop cuts open connections): a cut one
+    # has no row, and the re-run below must fetch exactly it and the rest.
+    assert 1 <= len(done) < len(cands) and all(r["status"] == "ok" for r in done.values())
     # A crash in the middle of writing a row leaves half a line: it is dropped, not mistaken for a row.
     manifest = folder / "manifest.csv"
     manifest.write_bytes(manifest.read_bytes() + b"http://127.0.0.1/half-written-row,urls,,abc")
