@@ -263,6 +263,16 @@ class Trainer:
         logit, cam, _ = dis(fake)
         return _mse(logit, 1.0) + _mse(cam, 1.0)
 
+    def _generator_loss(self, nets, real_a, real_b, fake_a2b, fake_b2a, fake_a2b2a, fake_b2a2b, fake_a2a, fake_b2b, cam):
+        """The generators' terms and their weighted sum, as the official code adds them (both steps use this)."""
+        cfg = self.cfg
+        adv = (self._gen_adv(nets["disGA"], fake_b2a) + self._gen_adv(nets["disLA"], fake_b2a)
+               + self._gen_adv(nets["disGB"], fake_a2b) + self._gen_adv(nets["disLB"], fake_a2b))
+        cycle = _l1(fake_a2b2a, real_a) + _l1(fake_b2a2b, real_b)
+        identity = _l1(fake_a2a, real_a) + _l1(fake_b2b, real_b)
+        g_loss = cfg.adv_weight * adv + cfg.cycle_weight * cycle + cfg.identity_weight * identity + cfg.cam_weight * cam
+        return adv, cycle, identity, g_loss
+
     def train_step(self) -> None:
         """Step `self.step + 1`: its batches (a function of seed and step; under torchrun this rank's share), one update."""
         step = self.step + 1
@@ -301,12 +311,9 @@ class Trainer:
         with self._autocast():
             fake_a2b2a, _, _ = r["genB2A"](fake_a2b)
             fake_b2a2b, _, _ = r["genA2B"](fake_b2a)
-            adv = (self._gen_adv(r["disGA"], fake_b2a) + self._gen_adv(r["disLA"], fake_b2a)
-                   + self._gen_adv(r["disGB"], fake_a2b) + self._gen_adv(r["disLB"], fake_a2b))
-            cycle = _l1(fake_a2b2a, real_a) + _l1(fake_b2a2b, real_b)
-            identity = _l1(fake_a2a, real_a) + _l1(fake_b2b, real_b)
             cam = _bce(cam_ba[:n], 1.0) + _bce(cam_ba[n:], 0.0) + _bce(cam_ab[:n], 1.0) + _bce(cam_ab[n:], 0.0)
-            g_loss = cfg.adv_weight * adv + cfg.cycle_weight * cycle + cfg.identity_weight * identity + cfg.cam_weight * cam
+            adv, cycle, identity, g_loss = self._generator_loss(
+                r, real_a, real_b, fake_a2b, fake_b2a, fake_a2b2a, fake_b2a2b, fake_a2a, fake_b2b, cam)
         self.scaler.scale(g_loss).backward()
         average_gradients(self.gen_params)
         self.scaler.step(self.opt_g)
@@ -341,12 +348,9 @@ class Trainer:
         fake_b2a2b, _, _ = nets["genA2B"](fake_b2a)
         fake_a2a, cam_a2a, _ = nets["genB2A"](real_a)
         fake_b2b, cam_b2b, _ = nets["genA2B"](real_b)
-        adv = (self._gen_adv(nets["disGA"], fake_b2a) + self._gen_adv(nets["disLA"], fake_b2a)
-               + self._gen_adv(nets["disGB"], fake_a2b) + self._gen_adv(nets["disLB"], fake_a2b))
-        cycle = _l1(fake_a2b2a, real_a) + _l1(fake_b2a2b, real_b)
-        identity = _l1(fake_a2a, real_a) + _l1(fake_b2b, real_b)
         cam = _bce(cam_b2a, 1.0) + _bce(cam_a2a, 0.0) + _bce(cam_a2b, 1.0) + _bce(cam_b2b, 0.0)
-        g_loss = cfg.adv_weight * adv + cfg.cycle_weight * cycle + cfg.identity_weight * identity + cfg.cam_weight * cam
+        adv, cycle, identity, g_loss = self._generator_loss(
+            nets, real_a, real_b, fake_a2b, fake_b2a, fake_a2b2a, fake_b2a2b, fake_a2a, fake_b2b, cam)
         g_loss.backward()
         self.opt_g.step()
         nets["genA2B"].apply(RhoClipper(0, 1))
