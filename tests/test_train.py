@@ -290,3 +290,11 @@ def test_the_command_line_says_where_it_stopped_and_always_leaves_the_torchrun_j
     with pytest.raises(RuntimeError, match="out of memory"):
         train.run_command_line("test", Config, lambda parser: None, broken, argv=["--set", "steps=5"])
     assert left == [True, True]
+
+
+def test_pick_device_without_a_choice_takes_the_workspace_default(monkeypatch):
+    """train_swap(cfg, a, b, folder) with no device must not fail on its own import (it did: `from .env`)."""
+    from helpers.train.precision import pick_device
+
+    monkeypatch.setenv("POLYJUICE_DEVICE", "cpu")
+    assert pick_device(None).type == "cpu"

@@ -16,7 +16,7 @@ def pick_device(device: torch.device | str | None = None) -> torch.device:
         return torch.device(device)
     if world_size() > 1 and torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    from .env import pick_device as env_pick
+    from ..env import pick_device as env_pick
 
     return env_pick()
 
