@@ -124,3 +124,14 @@ def test_translate_image_lives_beside_the_paste_back_and_refuses_a_non_rgb_pictu
     assert helpers.ugatit.translate_image is translate_image  # lesson 04's import keeps working
     with pytest.raises(ValueError, match=r"uint8 \(H, W, 3\) RGB"):
         translate_image(np.zeros((8, 8), np.uint8), translator=None)
+
+
+def test_the_mix_without_cv2_blendlinear_gives_the_same_frame(monkeypatch):
+    """OpenCV builds without blendLinear fall back to numpy: the pasted frame must not change."""
+    frame, m = scene(), alignment()
+    new_face = np.random.default_rng(1).integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)
+    mask = face_mask(SIZE, to_crop(LANDMARKS, m))
+    fast = paste_back(frame, new_face, m, mask)
+    monkeypatch.delattr(cv2, "blendLinear", raising=False)
+    slow = paste_back(frame, new_face, m, mask)
+    assert np.abs(fast.astype(int) - slow).max() <= 1 and np.abs(fast.astype(int) - frame).max() > 100
