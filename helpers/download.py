@@ -116,9 +116,31 @@ def _http_download(url: str, dest: Path, timeout: float = 30.0, progress: bool =
     return dest
 
 
+def too_many_users(url: str, exc: BaseException) -> DownloadError | None:
+    """Drive's answer to a file many people fetched lately (a class at once), as what to do; None for other errors.
+
+    gdown passes Drive's page text on in its error, wrapped over several lines.
+    """
+    if "too many users" not in " ".join(str(exc).split()).lower():
+        return None
+    return DownloadError(f"Google Drive refused {url}: too many people downloaded this file recently, a limit a whole class "
+                         "reaches at once; wait an hour or two and run this cell again, or host the file on the Hugging Face "
+                         "Hub or any web server and use that link instead.")
+
+
 def _drive_download(url: str, folder: Path, filename: str | None, progress: bool = True) -> Path:
     import gdown  # imported lazily: only Drive links need it
 
+    try:
+        return _gdown(gdown, url, folder, filename, progress)
+    except Exception as exc:
+        refused = too_many_users(url, exc)
+        if refused is None:
+            raise
+        raise refused from None
+
+
+def _gdown(gdown, url: str, folder: Path, filename: str | None, progress: bool) -> Path:
     if "/folders/" in url:
         files = gdown.download_folder(url, output=str(folder), quiet=not progress, resume=True)
         if not files:
