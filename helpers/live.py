@@ -73,14 +73,14 @@ class LiveFrames:
     Both the notebook's view and the web app (helpers.app) call it once per frame.
     """
 
-    def __init__(self, model, detector="auto", detect_every: int = 10, device=None, window: int = 30):
+    def __init__(self, model, detector="auto", detect_every: int = 10, device=None, window: int = 30, gap: float = 2.0):
         from .pipeline import FramePipeline
 
         self.pipe = FramePipeline(model, detector=detector, detect_every=detect_every, device=device)
         self.name = model_name(model)
         self.stamps: deque = deque(maxlen=window)
-        self.timings: dict = {}  # seconds per stage, summed over the frames since the last reset
-        self.frames = 0
+        self.gap = gap  # seconds without a frame after which a frame starts a new stream
+        self.reset()
 
     @property
     def fps(self) -> float:
@@ -92,11 +92,14 @@ class LiveFrames:
         """A new stream: forget the tracked face and the clock."""
         self.pipe.reset()
         self.stamps.clear()
-        self.timings.clear()
+        self.timings: dict = {}  # seconds per stage, summed over the frames since the last reset
         self.frames = 0
+        self.start = time.perf_counter()
 
     def __call__(self, rgb: np.ndarray) -> LiveFrame:
-        out = self.pipe.process(np.ascontiguousarray(rgb))
+        if self.stamps and time.perf_counter() - self.stamps[-1] > self.gap:
+            self.reset()  # Record pressed again, or the page came back: the face may be anywhere now
+        out = self.pipe.process(np.ascontiguousarray(rgb), t=time.perf_counter() - self.start)
         self.stamps.append(time.perf_counter())
         self.frames += 1
         for stage, seconds in out.timings.items():

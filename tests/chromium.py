@@ -71,6 +71,27 @@ def chromium(camera: Path | None = None, allow_camera: bool = True):
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def text_of(driver, css: str) -> str:
+    """The text of the first element `css` finds, '' when none (read in the page: no stale element references)."""
+    return driver.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", css)
+
+
+def attribute_of(driver, css: str, name: str) -> str | None:
+    return driver.execute_script("const e = document.querySelector(arguments[0]); return e ? e.getAttribute(arguments[1]) : null;",
+                                 css, name)
+
+
+def press(driver, text: str | None = None, label: str | None = None) -> bool:
+    """Click the first button whose text holds `text` (and whose aria-label is `label`); False when there is none yet."""
+    return driver.execute_script("""
+        for (const b of document.querySelectorAll('button')) {
+          if ((!arguments[0] || b.innerText.includes(arguments[0])) && (!arguments[1] || b.getAttribute('aria-label') === arguments[1])) {
+            b.click(); return true;
+          }
+        }
+        return false;""", text, label)
+
+
 def wait_for(condition, timeout: float = 20.0, every: float = 0.1, what: str = "the page"):
     """Poll until condition() is truthy; return it, or fail saying what never came."""
     end = time.monotonic() + timeout
@@ -105,9 +126,13 @@ def clip_frames(video: Path, count: int = 24) -> list[np.ndarray]:
 
 
 def two_faces(frames: list[np.ndarray]) -> list[np.ndarray]:
-    """Each frame's middle half twice, side by side: the same person twice in view."""
+    """The half of each frame around the face, twice side by side: the same person twice in view."""
+    from helpers.faces import make_detector
+
     w = frames[0].shape[1]
-    return [np.ascontiguousarray(np.hstack([f[:, w // 4: 3 * w // 4]] * 2)) for f in frames]
+    x0, _, x1, _ = make_detector("auto").detect(frames[0])[0].box
+    left = int(np.clip((x0 + x1) / 2 - w / 4, 0, w / 2))
+    return [np.ascontiguousarray(np.hstack([f[:, left: left + w // 2]] * 2)) for f in frames]
 
 
 def no_face(frames: list[np.ndarray]) -> list[np.ndarray]:
@@ -123,7 +148,7 @@ def face_change(shown: np.ndarray, frames: list[np.ndarray]) -> tuple[float, flo
     "AI-generated" label is left out of "elsewhere".
     """
     from helpers.faces import make_detector
-    from helpers.render import label_box
+    from helpers.pipeline import label_box
 
     candidates = frames + [np.ascontiguousarray(f[:, ::-1]) for f in frames]
     shown = shown.astype(np.int16)

@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 
-from chromium import chromium, clip_frames, face_change, tiny_ugatit_run, wait_for, write_y4m
+from chromium import attribute_of, chromium, clip_frames, face_change, text_of, tiny_ugatit_run, wait_for, write_y4m
 from colab_standin import ColabStandIn
 from helpers.env import LessonStop
 from helpers.live import HEADLESS_LINE, LiveFrames, colab_camera, decode_jpeg, encode_jpeg, headless, live_view
@@ -50,11 +50,11 @@ def run_view(model, camera, allow_camera=True, frames_wanted=6):
         with chromium(camera, allow_camera) as driver:
             driver.get(colab.url)
             wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, ".pj-start"), what="the view's Start button").pop().click()
-            status = lambda: driver.find_element(By.CSS_SELECTOR, ".pj-status").text  # noqa: E731
+            status = lambda: text_of(driver, ".pj-status")  # noqa: E731
             shown = None
             if allow_camera:
                 wait_for(lambda: live.frames >= frames_wanted and "fps ·" in status(), what=f"{frames_wanted} frames")
-                src = driver.find_element(By.CSS_SELECTOR, ".pj-out").get_attribute("src")
+                src = attribute_of(driver, ".pj-out", "src")
                 shown, line = decode_jpeg(src), status()
                 driver.find_element(By.CSS_SELECTOR, ".pj-stop").click()
             worker.join(20)
@@ -92,7 +92,7 @@ def test_frames_round_trip_as_jpeg_data_urls():
 
 
 def test_every_frame_is_labelled_and_a_faceless_one_says_so(model, frames):
-    from helpers.render import label_box
+    from helpers.pipeline import label_box
 
     live = LiveFrames(model)
     wall = np.full_like(frames[0], 90)

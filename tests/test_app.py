@@ -1,0 +1,141 @@
+"""The web app (helpers.app) in headless Chromium with a fake camera: frames in, transformed frames out.
+
+One app serves every test; each test opens its own browser, whose fake camera
+plays a Y4M made from the woman sample (or from it changed: two faces, none).
+The model is an untrained light U-GAT-IT at 32 px, lesson 04's kind.
+"""
+
+import socket
+import subprocess
+import sys
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+
+from chromium import (attribute_of, chromium, clip_frames, face_change, no_face, press, text_of, tiny_ugatit_run, two_faces, wait_for,
+                      write_y4m)
+
+pytest.importorskip("gradio", reason="gradio is missing: pip install -e '.[dev]'")
+
+from helpers.app import CAMERA_REFUSED, build  # noqa: E402
+from helpers.pipeline import NO_FACE  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return tiny_ugatit_run(tmp_path_factory.mktemp("app") / "ugatit")
+
+
+@pytest.fixture(scope="module")
+def frames(samples):
+    return clip_frames(samples["woman.mp4"])
+
+
+@pytest.fixture(scope="module")
+def app(run_dir):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = build(run_dir, device="cpu")
+    app.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    yield app
+    app.close()
+
+
+def camera_of(tmp_path, frames):
+    return write_y4m(tmp_path / "camera.y4m", frames)
+
+
+def by_css(driver, css):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, css)
+
+
+def open_camera(driver, app, record=True):
+    """Open the app, allow the webcam and press Record, as a person would."""
+    driver.get(app.local_url)
+    wait_for(lambda: press(driver, "Access Webcam"), what="the webcam button")
+    if record:
+        wait_for(lambda: press(driver, label="capture photo"), what="the Record button")
+
+
+def status(driver) -> str:
+    return text_of(driver, "#live-status")
+
+
+def test_the_webcam_stream_comes_back_with_the_face_transformed_and_the_fps(app, frames, tmp_path):
+    with chromium(camera_of(tmp_path, frames)) as driver:
+        open_camera(driver, app)
+        line = wait_for(lambda: "fps ·" in status(driver) and status(driver), what="the fps under the stream")
+        src = wait_for(lambda: attribute_of(driver, "#live-frame img", "src"), what="a frame")
+    assert "U-GAT-IT A2B (step 3)" in line
+    shown = cv2.cvtColor(cv2.imdecode(np.frombuffer(urllib.request.urlopen(src).read(), np.uint8), cv2.IMREAD_COLOR),
+                         cv2.COLOR_BGR2RGB)
+    inside, elsewhere = face_change(shown, frames)
+    assert inside > 25, f"the face barely changed ({inside:.1f} grey levels)"
+    assert elsewhere < 8, f"outside the face the picture changed by {elsewhere:.1f} grey levels"
+
+
+@pytest.mark.parametrize("scene, message", [(no_face, NO_FACE), (two_faces, "2 faces in view: only the largest is transformed.")],
+                         ids=["no face", "two faces"])
+def test_a_camera_without_one_face_says_so_under_the_stream(app, frames, tmp_path, scene, message):
+    with chromium(camera_of(tmp_path, scene(frames))) as driver:
+        open_camera(driver, app)
+        line = wait_for(lambda: "fps ·" in status(driver) and status(driver), what="the stream's status")
+    assert line.endswith(message) and "U-GAT-IT" in line
+
+
+def test_a_refused_camera_and_a_model_folder_that_does_not_exist_are_one_sentence_each(app, frames, tmp_path):
+    missing = tmp_path / "no-such-run"
+    with chromium(camera_of(tmp_path, frames), allow_camera=False) as driver:
+        open_camera(driver, app, record=False)
+        note = wait_for(lambda: text_of(driver, "#camera-note"), what="the camera note")
+        wait_for(lambda: press(driver, "Another model"), what="the model box")
+        wait_for(lambda: by_css(driver, "#model-folder textarea, #model-folder input"), what="the folder field")[0].send_keys(str(missing))
+        press(driver, "Load")
+        wait_for(lambda: missing.name in text_of(driver, "#model-status"), what="the model's status")
+        said, title = text_of(driver, "#model-status .prose").strip(), text_of(driver, "h2")
+    assert note == CAMERA_REFUSED
+    assert said.startswith("No ") and str(missing) in said and "\n" not in said
+    assert "U-GAT-IT A2B (step 3)" in title  # the app keeps the model it had
+
+
+def test_the_command_line_names_a_missing_model_folder_in_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "helpers.app", "--model", str(tmp_path / "nothing-here"), "--device", "cpu"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "nothing-here" in done.stderr
+
+
+def test_a_photo_and_a_video_go_through_the_same_model(app, frames, tmp_path):
+    from helpers.video import probe, write_clip
+
+    photo, said = app.session.picture(frames[0])
+    assert said == "Transformed with U-GAT-IT A2B (step 3)."
+    assert face_change(photo, frames)[0] > 25
+    clip = write_clip(tmp_path / "me.mp4", frames[:12], fps=12)
+    path, report = app.session.video(str(clip), 1)
+    assert probe(path).frame_count == 12 and "face replaced in" in report
+    (tmp_path / "notes.mp4").write_text("not a video")
+    path, said = app.session.video(str(tmp_path / "notes.mp4"), 1)
+    assert path is None and "notes.mp4" in said
+
+
+def test_launch_stays_in_the_notebook_unless_a_share_link_is_asked_for(capsys):
+    from helpers.app import SHARE_NOTE, _inline_by_default
+
+    class Blocks:  # what Gradio's launch receives
+        def launch(self, **kwargs):
+            return kwargs
+
+    blocks = Blocks()
+    _inline_by_default(blocks)
+    assert blocks.launch()["share"] is False and capsys.readouterr().out == ""
+    assert blocks.launch(share=True)["share"] is True
+    assert capsys.readouterr().out.strip() == SHARE_NOTE
+    assert "getUserMedia" in blocks.launch()["head"]  # the refused-camera sentence rides along
