@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install colab-mirror clean-workspace strip
+.PHONY: demo test install browser colab-mirror clean-workspace strip
 
 # The course (as the Colab set-up cell installs it) plus the [dev] extra: Jupyter, papermill, pytest.
 $(STAMP): requirements.txt pyproject.toml
@@ -25,9 +25,22 @@ demo: $(STAMP)
 colab-mirror: $(STAMP)
 	$(PY) -m helpers.colab_mirror build
 
+## Headless Chromium for the browser tests (tests/test_app.py, tests/test_live.py): Debian's chromium and chromium-driver,
+## installed with apt-get when run as root (about a minute); otherwise it says so and those tests skip, naming the packages.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+		echo "Installing headless Chromium for the browser tests: apt-get install chromium chromium-driver ..."; \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; } > $(VENV)/browser-install.log 2>&1 \
+		|| { tail -n 5 $(VENV)/browser-install.log; echo "Could not install chromium and chromium-driver (log: $(VENV)/browser-install.log): the browser tests will be skipped."; }; \
+	else \
+		echo "No headless Chromium here (/usr/bin/chromium, /usr/bin/chromedriver) and no root to apt-get it: the browser tests"; \
+		echo "will be skipped. Install the Debian packages chromium and chromium-driver to run them."; \
+	fi
+
 ## The whole test suite, notebooks included, also in the Colab mirror (TESTS=tests/test_x.py runs fewer).
 ## The mirror is built (when stale) in the background while the main tests run: its pip work is mostly I/O.
-test: $(STAMP)
+test: $(STAMP) browser
 	@$(PY) -m helpers.colab_mirror build > .venv-colab.log 2>&1 & build=$$!; \
 	echo "Colab mirror: checking/building .venv-colab in the background (log: .venv-colab.log)"; \
 	$(PY) -m pytest -q -m "not colab_mirror" $(TESTS); main=$$?; \
