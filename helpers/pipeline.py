@@ -41,6 +41,7 @@ class FrameOut:
     message: str | None  # one sentence for the person in view, or None when all is well
     timings: dict = field(default_factory=dict)  # seconds per step (STEPS)
     face: object | None = None  # the face transformed (box and landmarks after smoothing), None when none
+    found: object | None = None  # the same face as detected or tracked, before smoothing
     detected: bool = False  # whether the detector ran on this frame
 
 
@@ -249,6 +250,13 @@ class FlowTracker:
                                    landmarks=landmarks)
 
 
+def _check_frame(rgb) -> np.ndarray:
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"a frame must be RGB uint8 (H, W, 3); got {rgb.dtype} {rgb.shape}")
+    return rgb
+
+
 def _inside(box, shape) -> bool:
     """Whether the box's centre is still in the frame."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
@@ -319,7 +327,8 @@ class FramePipeline:
     # several frames at once: the model sees them as one batch (render_video)
     def process_batch(self, frames: list[np.ndarray], times: list[float] | None = None) -> list[FrameOut]:
         """Consecutive frames: found and followed one by one, then the model runs once on all their faces."""
-        outs = [self._find(np.asarray(rgb), None if times is None else times[i]) for i, rgb in enumerate(frames)]
+        frames = [_check_frame(rgb) for rgb in frames]
+        outs = [self._find(rgb, None if times is None else times[i]) for i, rgb in enumerate(frames)]
         jobs = []
         for i, out in enumerate(outs):
             if out.face is not None:
@@ -347,8 +356,6 @@ class FramePipeline:
 
     def _find(self, rgb: np.ndarray, t: float | None) -> FrameOut:
         """Detect or track the target face in one frame: a FrameOut with `face` set, not yet transformed."""
-        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise ValueError(f"a frame must be RGB uint8 (H, W, 3); got {rgb.dtype} {rgb.shape}")
         t = self.frames / self.fps if t is None else float(t)
         self.frames += 1
         timings = {s: 0.0 for s in STEPS}
@@ -374,7 +381,7 @@ class FramePipeline:
             t0 = time.perf_counter()
             face, steady = self.target([face], t, rgb.shape)
             timings["track"] += time.perf_counter() - t0
-        return FrameOut(rgb, self.seen, self._message(steady), timings, steady, detected)
+        return FrameOut(rgb, self.seen, self._message(steady), timings, steady, face, detected)
 
     def _message(self, face) -> str | None:
         if face is None:

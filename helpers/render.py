@@ -12,7 +12,6 @@ passed, and always an "altered by AI" metadata tag.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 import warnings
@@ -23,12 +22,14 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .blend import COLOR_METHODS, MASKS, blend_face, check_blend_options
-from .smooth import FaceSmoother, FaceTracker, OneEuroFilter, check_target
+from .blend import COLOR_METHODS, MASKS, check_blend_options
+from .pipeline import FramePipeline, TargetFace, draw_label, label_box, make_detect_fn  # noqa: F401  (label_box, draw_label: here too)
+from .pipeline import run_model as _run_model  # noqa: F401  (tests/test_facemodel.py)
+from .smooth import OneEuroFilter, check_target
 from .video import (ALTERED_TAG, VideoError, VideoWriter, check_count, check_crf, check_number, check_output_path, iter_frames,
                     probe)
 
-STAGES = ("decode", "detect", "model", "blend", "encode")
+STAGES = ("decode", "detect", "track", "align", "model", "blend", "encode")
 
 
 @dataclass
@@ -61,98 +62,7 @@ class RenderReport:
                 f"untouched {self.no_face}; {self.seconds:.1f}s = {self.fps:.1f} fps ({split}){stop}")
 
 
-# --- the visible label ------------------------------------------------------------------------
-
-def label_box(shape, text: str = "AI-generated") -> tuple[int, int, int, int]:
-    """Where `draw_label` puts its label (x0, y0, x1, y1): bottom-left, about 5% of the frame height."""
-    h, w = shape[:2]
-    scale, thick = _label_font(h)
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    pad = max(3, th // 3)
-    x0, y1 = pad, h - pad
-    return x0, max(0, y1 - th - base - 2 * pad), min(w, x0 + tw + 2 * pad), y1
-
-
-def _label_font(height: int) -> tuple[float, int]:
-    scale = max(0.5, height / 720 * 1.2)
-    return scale, max(1, int(round(scale * 2)))
-
-
-def draw_label(image: np.ndarray, text: str = "AI-generated") -> np.ndarray:
-    """A copy of the image with a readable label: white text on a dark box, bottom-left."""
-    out = image.copy()
-    x0, y0, x1, y1 = label_box(image.shape, text)
-    out[y0:y1, x0:x1] = (out[y0:y1, x0:x1] * 0.25).astype(np.uint8)
-    scale, thick = _label_font(image.shape[0])
-    (_, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    pad = max(3, th // 3)
-    cv2.putText(out, text, (x0 + pad, y1 - pad - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
-    return out
-
-
-# --- detection, plugged in ---------------------------------------------------------------------
-
-def make_detect_fn(detector, device=None, max_side: int | None = 640) -> Callable:
-    """A function list-of-RGB-frames -> list of face lists, from a name, a detector object or a function.
-
-    Frames larger than `max_side` are shrunk for detection (faces in a phone
-    video are big; a 4K frame would only cost time) and the boxes and
-    landmarks scaled back.
-    """
-    if isinstance(detector, str):
-        from .faces import make_detector
-
-        detector = make_detector(detector, device=device)
-    if hasattr(detector, "detect_batch"):
-        run = detector.detect_batch
-    elif hasattr(detector, "detect"):
-        run = lambda images: [detector.detect(im) for im in images]  # noqa: E731
-    elif callable(detector):
-        run = detector
-    else:
-        raise TypeError("detector must be a name ('mtcnn', 'haar'), an object with .detect_batch/.detect, or a function")
-
-    def detect(images: list[np.ndarray]) -> list[list]:
-        h, w = images[0].shape[:2]
-        scale = 1.0 if not max_side or max(h, w) <= max_side else max_side / max(h, w)
-        if scale == 1.0:
-            return run(images)
-        size = (int(round(w * scale)), int(round(h * scale)))
-        small = [cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in images]
-        return [[_rescale(f, 1 / scale) for f in faces] for faces in run(small)]
-
-    return detect
-
-
-def _rescale(face, factor: float):
-    lm = None if face.landmarks is None else (np.asarray(face.landmarks, np.float32) * factor)
-    return dataclasses.replace(face, box=np.asarray(face.box, np.float32) * factor, landmarks=lm)
-
-
-def _default_align():
-    from .faces import align_face
-
-    return align_face
-
-
 # --- tracking a face through the video ----------------------------------------------------------
-
-class TargetFace:
-    """Per frame: pick the target face among the detections, then smooth it over time."""
-
-    def __init__(self, target="largest", smooth: bool = True, min_cutoff: float = 1.0, beta: float = 1.0, max_gap: float = 1.0):
-        self.tracker = FaceTracker(target, max_gap=max_gap)
-        self.smoother = FaceSmoother(min_cutoff, beta) if smooth else None
-
-    def __call__(self, faces, t: float, frame_shape):
-        """(raw face, smoothed face) at time t, or (None, None)."""
-        if self.tracker.lost_for_long(t) and self.smoother is not None:
-            self.smoother.reset()  # a new appearance starts a new track: no pull from old positions
-        face = self.tracker(faces, t, frame_shape[:2])
-        if face is None:
-            return None, None
-        return face, (self.smoother(face, t) if self.smoother is not None else face)
-
 
 def track_faces(src, detector="mtcnn", device=None, target="largest", batch_size: int = 8, max_side: int | None = 640,
                 max_frames: int | None = None, min_cutoff: float = 1.0, beta: float = 1.0, progress: bool = True):
@@ -209,21 +119,6 @@ def _timed(iterator, timings: dict, key: str):
         yield item
 
 
-def _run_model(face_fn, crops: np.ndarray) -> np.ndarray:
-    """face_fn on a batch, checked: it must give back uint8 faces of the same shape."""
-    out = face_fn(crops)
-    if hasattr(out, "detach"):
-        out = out.detach().cpu().numpy()
-    out = np.asarray(out)
-    if out.dtype != np.uint8:
-        from .viz import to_uint8
-
-        out = np.stack([to_uint8(o) for o in out])
-    if out.shape != crops.shape:
-        raise ValueError(f"face_fn returned shape {out.shape}, expected {crops.shape} (uint8 faces in, same out)")
-    return out
-
-
 # --- the render ------------------------------------------------------------------------------
 
 def render_video(
@@ -246,6 +141,7 @@ def render_video(
     erode: float = 0.04,
     feather: float = 0.05,
     detect_max_side: int | None = 640,
+    detect_every: int = 10,
     label: bool = True,
     label_text: str = "AI-generated",
     side_by_side: bool = False,
@@ -258,7 +154,9 @@ def render_video(
     """Replace the target face in every frame of `src` with face_fn's output and write `dst` (MP4, audio kept).
 
     face_fn: uint8 (N, size, size, 3) aligned faces -> the same shape (swap or translation).
-    detector: 'mtcnn' / 'haar' (helpers.faces), a detector object or a function.
+    detector: 'mtcnn' / 'haar' / 'auto' (helpers.faces), a detector object or a function.
+    detect_every: run the detector at least every this many frames and follow the face
+        in between (helpers.pipeline); 1 detects on every frame.
     target: which face to follow when there are several ('largest', 'center', index or box).
     smooth, min_cutoff, beta: one-euro smoothing of box and landmarks (helpers.smooth).
     mask, color, seamless, erode, feather: how the face is blended back (helpers.blend); color "none" = None.
@@ -274,12 +172,13 @@ def render_video(
                        beta=beta, mask=mask, color=color, erode=erode, feather=feather, detect_max_side=detect_max_side,
                        max_seconds=max_seconds, max_frames=max_frames, crf=crf, label=label, label_text=label_text,
                        preview=preview)
+    check_count("detect_every", detect_every)
     info = probe(src)  # a missing, empty or broken file fails here, naming the file, before any work
     if not info.width or not info.height:
         raise ValueError(f"{src} has no picture size")
-    detect = make_detect_fn(detector, device, detect_max_side)
-    align = align_fn or _default_align()
-    follow = TargetFace(target, smooth, min_cutoff, beta)
+    pipe = FramePipeline(face_fn, detector, detect_every, device, label=False, size=size, target=target, smooth=smooth,
+                         min_cutoff=min_cutoff, beta=beta, mask=mask, color=color, seamless=seamless, erode=erode,
+                         feather=feather, detect_max_side=detect_max_side, align_fn=align_fn, fps=info.fps)
     report = RenderReport(src, dst)
     timings = report.timings
     out_w = info.width * (2 if side_by_side else 1)
@@ -291,10 +190,9 @@ def render_video(
     tag = f"{ALTERED_TAG} ({'face replaced' if label else 'face replaced; visible label turned off'})"
     writer = VideoWriter(dst, out_w, info.height, info.fps, audio_from=src if info.has_audio else None,
                          metadata={"comment": tag, "description": tag}, crf=crf)
-    blend_options = dict(mask=mask, color=color, seamless=seamless, erode=erode, feather=feather)
 
     def render_chunk(chunk):
-        return _render_chunk(chunk, detect, align, follow, face_fn, size, report, blend_options)
+        return _render_chunk(pipe, chunk, report)
 
     def compose(frame, image):
         if side_by_side:
@@ -414,35 +312,19 @@ def _label_result(image: np.ndarray, text: str, width: int, side_by_side: bool) 
     return out
 
 
-def _render_chunk(chunk, detect, align, follow, face_fn, size, report, blend_options) -> list[np.ndarray]:
-    """Detect, follow, align, run the model on the batch, blend back; returns the finished images."""
-    timings = report.timings
-    t0 = time.perf_counter()
-    detections = detect([f.image for f in chunk])
-    jobs = []  # (index in chunk, aligned, smoothed face)
-    for i, (frame, faces) in enumerate(zip(chunk, detections)):
-        face, steady = follow(faces, frame.time, frame.image.shape)
+def _render_chunk(pipe: FramePipeline, chunk, report: RenderReport) -> list[np.ndarray]:
+    """The frames of one batch through the pipeline (the model sees their faces at once); notes boxes and times."""
+    outs = pipe.process_batch([f.image for f in chunk], [f.time for f in chunk])
+    for frame, out in zip(chunk, outs):
         report.times.append(frame.time)
-        report.raw_boxes.append(np.asarray(face.box, np.float64) if face is not None else np.full(4, np.nan))
-        report.boxes.append(np.asarray(steady.box, np.float64) if steady is not None else np.full(4, np.nan))
-        if steady is not None:
-            jobs.append((i, align(frame.image, steady, size=size), steady))
-    timings["detect"] += time.perf_counter() - t0
-    images = [f.image for f in chunk]
-    if not jobs:
-        report.no_face += len(chunk)
-        return images
-    t0 = time.perf_counter()
-    crops = np.stack([a.image for _, a, _ in jobs])
-    new = _run_model(face_fn, crops)
-    timings["model"] += time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for (i, aligned, face), crop, orig in zip(jobs, new, crops):
-        images[i] = blend_face(images[i], crop, aligned.matrix, original_crop=orig, landmarks=face.landmarks, **blend_options)
-    timings["blend"] += time.perf_counter() - t0
-    report.swapped += len(jobs)
-    report.no_face += len(chunk) - len(jobs)
-    return images
+        report.raw_boxes.append(np.asarray(out.found.box, np.float64) if out.found is not None else np.full(4, np.nan))
+        report.boxes.append(np.asarray(out.face.box, np.float64) if out.face is not None else np.full(4, np.nan))
+        for stage, seconds in out.timings.items():
+            if stage in report.timings:
+                report.timings[stage] += seconds
+    report.swapped += sum(out.face is not None for out in outs)
+    report.no_face += sum(out.face is None for out in outs)
+    return [out.frame for out in outs]
 
 
 def _progress(total: int, name: str, verb: str = "render"):

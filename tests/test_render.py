@@ -175,11 +175,11 @@ def test_a_model_that_returns_the_wrong_shape_is_named_and_leaves_no_file(tmp_pa
 
 def test_an_interrupted_render_keeps_what_it_wrote(tmp_path):
     src = write_clip(tmp_path / "long.mp4", no_face_frames(12, (64, 48)), fps=10, tone_hz=330)
-    calls = []
+    seen = []
 
-    def detect_then_stop(images):  # the user presses stop during the second batch
-        calls.append(len(images))
-        if len(calls) == 2:
+    def detect_then_stop(images):  # the user presses stop during the second batch (frames 4 to 7)
+        seen.extend(images)
+        if len(seen) > 4:
             raise KeyboardInterrupt
         return [[] for _ in images]
 
