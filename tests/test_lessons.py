@@ -269,6 +269,18 @@ def test_the_schedules_are_built_from_the_notebooks_minutes(heading, length):
         f"{heading}: the notebooks add up to teaching {teaching} min + exercises {exercises} min")
 
 
+def test_the_guide_gives_the_run_times_the_notebooks_give():
+    """The day-before table and each notebook's **Run time:** line say the same, so a new measurement goes in both."""
+    section = guide_section("The day before")
+    rows = re.findall(r"^\|\s*(\d{2}) [^|]*\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|\s*$", section, re.M)
+    table = {number: tuple(times) for number, *times in rows}
+    for path in NOTEBOOKS:
+        run = RUN_TIME.search(find(path, "## Overview")[1])
+        assert run, f"{path.name}: no **Run time:** line"
+        said = (run["quick"], run["laptop"], run["gpu"])
+        assert table.get(path.name[:2]) == said, f"INSTRUCTORS.md gives lesson {path.name[:2]} {table.get(path.name[:2])}, the notebook {said}"
+
+
 @functools.lru_cache(maxsize=1)
 def printed_text() -> str:
     """Every string literal in helpers/ and every literal piece of every f-string, joined by NUL (no quote holds one)."""
