@@ -155,99 +155,119 @@ class FlowTracker:
     for one similarity motion (shift, turn, zoom), which moves the box and
     the landmarks. `confidence` is the share of points that survived; below
     `min_confidence` the face is lost, as it is when the points' patches
-    change too much (a cut to another scene). Works on grey frames shrunk to
-    `max_side`, so a 1080p frame costs no more than a 640 px one.
+    change too much (a cut to another scene). Only a window around the face
+    is looked at, in grey, shrunk so the face is at most `face_side` pixels
+    wide: a big face in a 1080p frame costs no more than a small one.
     """
 
-    def __init__(self, max_points: int = 60, max_error: float = 0.02, min_confidence: float = 0.5, max_side: int = 640,
-                 max_change: float = 20.0):
-        self.max_points, self.max_error, self.min_confidence, self.max_side = max_points, max_error, min_confidence, max_side
+    def __init__(self, max_points: int = 60, max_error: float = 0.02, min_confidence: float = 0.5, face_side: int = 128,
+                 max_change: float = 20.0, reach: float = 0.6):
+        self.max_points, self.max_error, self.min_confidence = max_points, max_error, min_confidence
+        self.face_side = face_side
         self.max_change = max_change  # mean grey-level difference of a point's patch from one frame to the next
-        self.lk = dict(winSize=(21, 21), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
+        self.reach = reach  # how far (in face sizes) around the box the window reaches: the most a face moves per frame
+        self.lk = dict(winSize=(15, 15), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
         self.reset()
 
     def reset(self) -> None:
-        self.gray = self.points = self.face = None
-        self.scale = 1.0
+        self.previous = self.points = self.face = None
         self.confidence = 0.0
 
-    def _gray(self, rgb: np.ndarray) -> np.ndarray:
-        h, w = rgb.shape[:2]
-        self.scale = min(1.0, self.max_side / max(h, w))
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        if self.scale < 1.0:
-            gray = cv2.resize(gray, (round(w * self.scale), round(h * self.scale)), interpolation=cv2.INTER_AREA)
+    def _window(self, shape) -> tuple[int, int, int, int, float]:
+        """x0, y0, x1, y1 of the part of the frame around the face, and the scale it is looked at."""
+        box = np.asarray(self.face.box, np.float64)
+        side = box_size(box)
+        pad = self.reach * side
+        h, w = shape[:2]
+        x0, y0 = max(0, int(box[0] - pad)), max(0, int(box[1] - pad))
+        x1, y1 = min(w, int(math.ceil(box[2] + pad))), min(h, int(math.ceil(box[3] + pad)))
+        return x0, y0, x1, y1, min(1.0, self.face_side / side)
+
+    @staticmethod
+    def _gray(rgb: np.ndarray, window) -> np.ndarray:
+        x0, y0, x1, y1, scale = window
+        gray = cv2.cvtColor(rgb[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
+        if scale < 1.0:
+            gray = cv2.resize(gray, (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))),
+                              interpolation=cv2.INTER_LINEAR)  # INTER_AREA costs as much as the flow itself
         return gray
 
-    def _seed(self) -> None:
-        """Good corners inside the (shrunk) face box, plus the landmarks themselves."""
-        x0, y0, x1, y1 = np.asarray(self.face.box, np.float64) * self.scale
-        h, w = self.gray.shape
-        pad = 0.1 * (x1 - x0)
-        ix0, iy0 = max(0, int(x0 + pad)), max(0, int(y0 + pad))
-        ix1, iy1 = min(w, int(x1 - pad)), min(h, int(y1 - pad))
+    def _seed(self, rgb: np.ndarray) -> None:
+        """Good corners inside the face box (a tenth in from its edges), plus the landmarks themselves (frame pixels)."""
+        window = self._window(rgb.shape)
+        x0, y0, _, _, scale = window
+        gray = self._gray(rgb, window)
+        box = (np.asarray(self.face.box, np.float64) - [x0, y0, x0, y0]) * scale
+        pad = 0.1 * (box[2] - box[0])
+        h, w = gray.shape
+        ix0, iy0 = max(0, int(box[0] + pad)), max(0, int(box[1] + pad))
+        ix1, iy1 = min(w, int(box[2] - pad)), min(h, int(box[3] - pad))
         points = np.zeros((0, 2), np.float32)
         if ix1 - ix0 > 4 and iy1 - iy0 > 4:
-            found = cv2.goodFeaturesToTrack(self.gray[iy0:iy1, ix0:ix1], self.max_points, 0.01,
+            found = cv2.goodFeaturesToTrack(gray[iy0:iy1, ix0:ix1], self.max_points, 0.01,
                                             max(2.0, (ix1 - ix0) / 15), blockSize=5)
             if found is not None:
-                points = found.reshape(-1, 2) + [ix0, iy0]
+                points = (found.reshape(-1, 2) + [ix0, iy0]) / scale + [x0, y0]
         if self.face.landmarks is not None:
-            points = np.vstack([points, np.asarray(self.face.landmarks, np.float32) * self.scale])
-        self.points = points.astype(np.float32).reshape(-1, 1, 2)
+            points = np.vstack([points, np.asarray(self.face.landmarks, np.float32)])
+        self.points = points.astype(np.float32).reshape(-1, 2)
 
     def start(self, rgb: np.ndarray, face) -> None:
         """Begin following `face` (a detection in this frame)."""
-        self.gray, self.face = self._gray(rgb), face
+        self.previous, self.face = rgb, face
         self.confidence = 1.0
-        self._seed()
+        self._seed(rgb)
 
     def step(self, rgb: np.ndarray):
         """The face moved to this frame, or None when it is lost (then call start after a detection)."""
         if self.face is None:
             return None
-        gray = self._gray(rgb)
-        if self.points is None or len(self.points) < 4 or gray.shape != self.gray.shape:
+        if self.points is None or len(self.points) < 4 or rgb.shape != self.previous.shape:
             self.face = None
             return None
-        ahead, ok1, change = cv2.calcOpticalFlowPyrLK(self.gray, gray, self.points, None, **self.lk)
-        back, ok2, _ = cv2.calcOpticalFlowPyrLK(gray, self.gray, ahead, None, **self.lk)
-        error = np.linalg.norm((back - self.points).reshape(-1, 2), axis=1)
-        limit = max(0.5, self.max_error * box_size(self.face.box) * self.scale)
+        window = self._window(rgb.shape)
+        x0, y0, _, _, scale = window
+        before, now = self._gray(self.previous, window), self._gray(rgb, window)
+        start = ((self.points - [x0, y0]) * scale).astype(np.float32).reshape(-1, 1, 2)
+        ahead, ok1, change = cv2.calcOpticalFlowPyrLK(before, now, start, None, **self.lk)
+        back, ok2, _ = cv2.calcOpticalFlowPyrLK(now, before, ahead, None, **self.lk)
+        error = np.linalg.norm((back - start).reshape(-1, 2), axis=1)
+        limit = max(0.5, self.max_error * box_size(self.face.box) * scale)
         good = (ok1.ravel() == 1) & (ok2.ravel() == 1) & (error < limit) & (change.ravel() < self.max_change)
         self.confidence = float(good.mean())
+        ahead = ahead.reshape(-1, 2) / scale + [x0, y0]  # frame pixels again
         motion = None
         if good.sum() >= 4 and self.confidence >= self.min_confidence:
             motion, inliers = cv2.estimateAffinePartial2D(self.points[good], ahead[good], method=cv2.RANSAC,
-                                                          ransacReprojThreshold=max(1.0, limit))
+                                                          ransacReprojThreshold=max(1.0, limit / scale))
             if motion is not None and inliers is not None:
                 self.confidence *= float(inliers.mean())
         if motion is None or self.confidence < self.min_confidence:
             self.face = None
             return None
-        self.face = self._moved(self.face, motion)
+        self.face = _moved(self.face, motion)
         if not _inside(self.face.box, rgb.shape):
             self.face = None
             return None
-        self.gray = gray
-        self.points = ahead[good].reshape(-1, 1, 2)
+        self.previous = rgb
+        self.points = ahead[good].astype(np.float32)
         if len(self.points) < self.max_points // 2:
-            self._seed()
+            self._seed(rgb)
         return self.face
 
-    def _moved(self, face, motion: np.ndarray):
-        """The face carried by `motion` (found on shrunk frames): centre shifted and turned, size zoomed."""
-        m = motion.astype(np.float64).copy()
-        m[:, 2] /= self.scale  # the same motion in full-size pixels
-        zoom = math.sqrt(abs(np.linalg.det(m[:, :2])))
-        box = np.asarray(face.box, np.float64)
-        centre = m[:, :2] @ ((box[:2] + box[2:]) / 2) + m[:, 2]
-        half = (box[2:] - box[:2]) / 2 * zoom
-        landmarks = None
-        if face.landmarks is not None:
-            landmarks = (np.asarray(face.landmarks, np.float64) @ m[:, :2].T + m[:, 2]).astype(np.float32)
-        return dataclasses.replace(face, box=np.concatenate([centre - half, centre + half]).astype(np.float32),
-                                   landmarks=landmarks)
+
+def _moved(face, motion: np.ndarray):
+    """The face carried by a similarity `motion` (2x3): centre shifted and turned, size zoomed, landmarks moved."""
+    m = np.asarray(motion, np.float64)
+    zoom = math.sqrt(abs(np.linalg.det(m[:, :2])))
+    box = np.asarray(face.box, np.float64)
+    centre = m[:, :2] @ ((box[:2] + box[2:]) / 2) + m[:, 2]
+    half = (box[2:] - box[:2]) / 2 * zoom
+    landmarks = None
+    if face.landmarks is not None:
+        landmarks = (np.asarray(face.landmarks, np.float64) @ m[:, :2].T + m[:, 2]).astype(np.float32)
+    return dataclasses.replace(face, box=np.concatenate([centre - half, centre + half]).astype(np.float32),
+                               landmarks=landmarks)
 
 
 def _check_frame(rgb) -> np.ndarray:
