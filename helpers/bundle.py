@@ -214,7 +214,7 @@ class Bundle:
         if len(mine) > 1:
             print(f"The bundle holds several models of this kind ({', '.join(mine)}): set RUN_NAME to the one you want.")
             return asked
-        print(f"Using the bundle's model in checkpoints/{mine[0]} (instead of RUN_NAME = {asked!r}).")
+        print(f"Using the bundle's model in checkpoints/{mine[0]} (instead of {asked!r}).")
         return mine[0]
 
     def skip_training(self, kind: str, run_name: str, train_on_bundle: bool = False) -> str | None:
