@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from .models.autoencoder import FaceSwapAutoencoder, IDENTITIES, spec_for
-from .train import RunResult, autocast, autocast_dtype, enable_tf32, fit, init_distributed, is_main, make_adam, make_scaler, pick_device, rank_slice, split_holdout, use_channels_last, world_size
+from .train import Hook, RunResult, autocast, autocast_dtype, enable_tf32, fit, init_distributed, is_main, make_adam, make_scaler, pick_device, rank_slice, split_holdout, use_channels_last, world_size
 from .swap_pictures import plot_log, preview_grid  # noqa: F401  (plot_log: notebook 03)
 from .warp import augment, colour_shift
 
@@ -78,6 +78,8 @@ class SwapConfig:
     keep_last: int = 2  # full-state checkpoints for resume; README "Checkpoints on Google Drive" sizes a run with 2
     milestone_every: int | None = 5000
     cpu_threads: int | None = None  # torch threads while training on a CPU; None leaves torch's choice
+    identity_every: int | None = None  # swap success by an independent face recognizer (helpers.identity) every N steps
+    identity_faces: int = 64  # held-out faces per identity it judges
 
     def __post_init__(self):
         if not 0 <= self.holdout < 1:
@@ -95,6 +97,22 @@ class SwapConfig:
         makes each step several times slower."""
         settings = dict(model="tiny", batch_size=16, steps=60, lr=5e-4, log_every=10, preview_every=15,
                         eval_faces=64, save_every=30, save_minutes=5.0, milestone_every=None, cpu_threads=1)
+        return cls(**{**settings, **overrides})
+
+
+    @classmethod
+    def laptop(cls, **overrides) -> "SwapConfig":
+        """A real swap on a laptop's CPU in about half an hour: the tiny model at 64 px.
+
+        Measured on the sample identities (bench/bench_laptop.py, BENCHMARKS.md):
+        small batches of a small model take many cheap steps, and a learning
+        rate 10x the seed's gets there in the time a workshop has. The swap's
+        success is judged by an independent recognizer every 1,000 steps
+        (identity.csv), so the curve shows when it is good enough.
+        """
+        settings = dict(model="tiny", batch_size=8, steps=9000, lr=5e-4, log_every=250, preview_every=500,
+                        eval_faces=128, save_every=1000, save_minutes=5.0, milestone_every=None, cpu_threads=None,
+                        identity_every=1000)
         return cls(**{**settings, **overrides})
 
 
@@ -226,7 +244,6 @@ class SwapTrainer:
 
     picture_dirs = ("previews",)
     timelapse_dir = "previews"
-    hooks = ()
 
     def __init__(self, cfg: SwapConfig, faces_a, faces_b, folder: str | os.PathLike, device: torch.device | str | None = None):
         self.cfg, self.folder, self.device = cfg, Path(folder), pick_device(device)
@@ -253,6 +270,7 @@ class SwapTrainer:
         self.scaler = make_scaler(device, self.dtype)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # data order and augmentation, on the CPU
         self.samplers = {k: EpochSampler(len(self.train_faces[k]), cfg.batch_size, self.generator) for k in IDENTITIES}
+        self.hooks = self._identity_hooks()
         self.step = 0
         self.loss_sum = torch.zeros(2, device=device)  # train L1 of A and B since the last log line
         self.loss_count = 0
@@ -346,6 +364,39 @@ class SwapTrainer:
 
     # -- watching
 
+    def _identity_hooks(self) -> list:
+        """identity.csv every `identity_every` steps, where the recognizer is installed; else one sentence."""
+        from .identity import unavailable
+
+        if not self.cfg.identity_every:
+            return []
+        reason = unavailable()
+        if reason:
+            if is_main():
+                print(reason)
+            return []
+        return [Hook("identity", self.identity, every=self.cfg.identity_every)]
+
+    @torch.no_grad()
+    def identity(self, sanity: bool = False):
+        """How often a recognizer we did not train takes held-out swaps for the target (helpers.identity)."""
+        from .facemodel import Swapper
+        from .identity import Judge, swap_success
+
+        n = self.cfg.identity_faces
+        held = {k: self.heldout_faces[k][:n].permute(0, 2, 3, 1).cpu().numpy() for k in IDENTITIES}
+        if min(len(f) for f in held.values()) == 0:
+            return None
+        if getattr(self, "_judge", None) is None:  # the galleries are embedded once: the training faces
+            self._judge = Judge({k: self.train_faces[k].permute(0, 2, 3, 1).cpu().numpy() for k in IDENTITIES})
+        swapper = Swapper(self.model, self.device, to="B")
+        try:
+            report = swap_success(lambda f, to: swapper.swap(f, to=to), held, judge=self._judge, sanity=sanity)
+        finally:
+            self.model.train()
+        self.last_identity = report
+        return report.log_row(self.step)
+
     def pending_losses(self) -> torch.Tensor:
         return self.loss_sum
 
@@ -429,9 +480,20 @@ SwapRun = RunResult  # the name train_swap's result had before helpers.train
 # ---------------------------------------------------------------- swapping
 
 # Inference (the Swapper, loading, a shared checkpoint) lives in helpers.facemodel, shared with U-GAT-IT.
-from .facemodel import Swapper, checkpoint_config, load_swapper  # noqa: E402,F401
+from .facemodel import Swapper, load_swapper  # noqa: E402,F401
 from .facemodel import fetch_shared_swap as fetch_shared_checkpoint  # noqa: E402,F401
 from .facemodel import resize_faces as _resize  # noqa: E402,F401
+
+
+def checkpoint_config(folder: str | os.PathLike) -> SwapConfig | None:
+    """The SwapConfig saved with the newest swap checkpoint in `folder`, or None when there is none.
+
+    It lives here, not in helpers.facemodel, because only this module knows SwapConfig (facemodel imports no trainer).
+    """
+    from .checkpoint import load_latest
+
+    state = load_latest(folder, "cpu")
+    return None if state is None else _config_from_dict(state.get("config", {}))
 
 
 # ---------------------------------------------------------------- command line

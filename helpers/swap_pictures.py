@@ -50,9 +50,46 @@ def preview_grid(model: FaceSwapAutoencoder, faces_a: torch.Tensor, faces_b: tor
 
 
 def plot_log(folder: str | os.PathLike, save: bool = True):
-    """Train and held-out L1 per identity, log scale, like the seed's loss plots."""
-    from .viz import plot_curves
+    """Train and held-out L1 per identity, log scale, like the seed's loss plots; swap success beside it when logged."""
+    import matplotlib.pyplot as plt
+
+    from .viz import read_log
 
     folder = Path(folder)
-    return plot_curves(folder / "log.csv", ["train_A", "train_B", "heldout_A", "heldout_B"], logy=True,
-                       save=folder / "loss.png" if save else None, title="L1 per identity (train: warped input)")
+    log, ids = read_log(folder / "log.csv"), _identity_log(folder)
+    fig, axes = plt.subplots(1, 2 if ids else 1, figsize=(12 if ids else 7, 3.5), squeeze=False)
+    ax = axes[0, 0]
+    for col in ("train_A", "train_B", "heldout_A", "heldout_B"):
+        if col in log:
+            ax.plot(log["step"], log[col], label=col)
+    ax.set(yscale="log", xlabel="step", title="L1 per identity (train: warped input)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if ids:
+        plot_identity(ids, axes[0, 1])
+    fig.tight_layout()
+    if save:
+        fig.savefig(folder / "loss.png", dpi=100)
+    return fig
+
+
+def _identity_log(folder: Path) -> dict:
+    from .viz import read_log
+
+    path = folder / "identity.csv"
+    return read_log(path) if path.is_file() else {}
+
+
+def plot_identity(log: dict, ax=None, x: str = "step"):
+    """Swap success against steps (or minutes): the share of held-out swaps a recognizer takes for the target."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    for key, label in (("taken_A2B", "A->B taken for B"), ("taken_B2A", "B->A taken for A")):
+        if key in log:
+            ax.plot(log[x], 100 * log[key], marker="o", label=label)
+    ax.set(ylim=(-3, 103), xlabel=x, ylabel="% of held-out faces", title="Swap success (independent recognizer)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return ax

@@ -64,6 +64,43 @@ class RunResult:
 
 # ---------------------------------------------------------------- the loop
 
+class Estimate:
+    """One line, once, after the first steps: how long the rest of this call will take on this machine.
+
+    Measured from the steps themselves (the first few are skipped: they warm up
+    caches and allocators), so a laptop, a T4 and an A100 each get their own answer.
+    """
+
+    def __init__(self, start: int, until: int, say, skip: int = 3, after_seconds: float = 20.0, after_steps: int = 200):
+        self.start, self.until, self.say, self.skip = start, until, say, skip
+        self.after_seconds, self.after_steps = after_seconds, after_steps
+        self.t0 = self.said = None
+
+    def step(self, step: int) -> None:
+        if self.said or self.say is None:
+            return
+        done = step - self.start
+        if done == self.skip:
+            self.t0 = time.perf_counter()
+            return
+        if self.t0 is None or done <= self.skip:
+            return
+        seconds = time.perf_counter() - self.t0
+        if seconds >= self.after_seconds or done - self.skip >= self.after_steps:
+            per_step = seconds / (done - self.skip)
+            self.said = True
+            self.say(f"{1 / per_step:.1f} steps/s on this machine: the {self.until - step:,} steps left take about "
+                     f"{_duration(per_step * (self.until - step))} (saves and pictures add a little).")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def resume(task) -> bool:
     """Load the newest readable checkpoint into the task unless it holds state already; return whether one loaded."""
     if getattr(task, "loaded", False):
@@ -107,6 +144,11 @@ def fit(task, steps: int | None = None, progress: bool = True, show: bool = Fals
 
     # -- the pieces of one step, in the order they run
     t_log = time.perf_counter()
+    latest = {}  # the newest log line and each hook's newest row, shown together in the live view
+
+    def show(name: str, row: dict) -> None:
+        latest[name] = (f"{name}: " if name != "log" else "") + " | ".join(f"{k} {v}" for k, v in row.items())
+        view.text("  \n".join(latest.values()))
 
     def write_log() -> None:
         nonlocal t_log
@@ -118,7 +160,7 @@ def fit(task, steps: int | None = None, progress: bool = True, show: bool = Fals
         log.append(row)
         board.row("train", row)
         bar.set_postfix({k: v for k, v in list(row.items())[1:4]}, refresh=False)
-        view.text(" | ".join(f"{k} {v}" for k, v in row.items()))
+        show("log", row)
 
     def write_pictures() -> None:
         pictures = task.pictures() if main else {}
@@ -165,6 +207,7 @@ def fit(task, steps: int | None = None, progress: bool = True, show: bool = Fals
     if task.step >= until and say:
         say(f"Already at step {task.step} of {task.total_steps}: nothing to train.")
     in_step = half_step = False
+    eta = Estimate(start, until, say)
     with DeferredInterrupt() as ctrl_c:
         try:
             while task.step < until:
@@ -173,6 +216,7 @@ def fit(task, steps: int | None = None, progress: bool = True, show: bool = Fals
                 in_step = False
                 step, end = task.step, task.step == task.total_steps
                 bar.update(1)
+                eta.step(step)
                 if logs.due(step) or end:
                     write_log()
                     logs.done()
@@ -188,6 +232,7 @@ def fit(task, steps: int | None = None, progress: bool = True, show: bool = Fals
                         if row is not None and main:
                             hook_logs[hook.name].append(row)
                             board.row(hook.name, row)
+                            show(hook.name, row)
                     save_if_late()  # every rank asks, in the same order: it is a collective under torchrun
                 if (_any_rank(saves.due(step)) or step == until) and saved_at != step:
                     save()
