@@ -298,3 +298,23 @@ def test_pick_device_without_a_choice_takes_the_workspace_default(monkeypatch):
 
     monkeypatch.setenv("POLYJUICE_DEVICE", "cpu")
     assert pick_device(None).type == "cpu"
+
+
+@pytest.mark.parametrize("argv, steps", [([], 20_000), (["--preset", "full"], 20_000), (["--quick"], 60),
+                                         (["--preset", "quick"], 60), (["--preset", "laptop", "--set", "lr=1e-4"], None)])
+def test_the_command_line_starts_from_the_preset_asked_for(argv, steps):
+    from helpers.swap import SwapConfig
+
+    _, cfg = train.command_line("test", SwapConfig, lambda parser: None, argv)
+    expected = SwapConfig.laptop(lr=1e-4) if "laptop" in argv else None
+    assert cfg == expected if expected else cfg.steps == steps
+
+
+def test_two_presets_at_once_are_refused(capsys):
+    from helpers.swap import SwapConfig
+
+    with pytest.raises(SystemExit):
+        train.command_line("test", SwapConfig, lambda parser: None, ["--quick", "--preset", "laptop"])
+    assert "ask for two presets" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="PRESET must be one of quick, laptop, full"):
+        train.from_preset(SwapConfig, "fast")

@@ -37,7 +37,7 @@ One concern per module:
 """
 
 from .cadence import DeferredInterrupt, Every, Hook
-from .cli import command_line, run_command_line
+from .cli import PRESETS, command_line, from_preset, run_command_line
 from .distributed import (
     average_gradients,
     barrier,
@@ -56,9 +56,9 @@ from .saved_run import match_saved_run, saved_config
 from .watch import LiveView, TensorBoard
 
 __all__ = [
-    "CsvLog", "DeferredInterrupt", "Every", "Hook", "LiveView", "RunResult", "TensorBoard",
+    "CsvLog", "DeferredInterrupt", "Every", "Hook", "LiveView", "PRESETS", "RunResult", "TensorBoard",
     "atomic_write_bytes", "autocast", "autocast_dtype", "average_gradients", "barrier", "command_line",
-    "enable_tf32", "finish_distributed", "fit", "init_distributed", "is_main", "make_adam", "make_scaler",
+    "enable_tf32", "finish_distributed", "fit", "from_preset", "init_distributed", "is_main", "make_adam", "make_scaler",
     "make_timelapse", "match_saved_run", "pick_device", "picture_step", "pictures_in", "rank", "rank_slice",
     "resume", "run_command_line", "saved_config", "split_holdout", "trim_pictures", "use_channels_last", "world_size", "write_picture",
 ]

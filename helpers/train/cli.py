@@ -6,7 +6,10 @@ from typing import Callable
 
 
 def command_line(description: str, config_class, add_arguments: Callable, argv=None):
-    """Parse a trainer's command line: its own arguments plus --quick, --set key=value and --device.
+    """Parse a trainer's command line: its own arguments plus --preset, --set key=value and --device.
+
+    `--preset quick|laptop|full` starts from the config's classmethod of that name
+    (`full` is the plain defaults, the GPU recipe); `--quick` is `--preset quick`.
 
     `--set` takes any config field (`--set steps=5000 --set lr=1e-4`); values are
     read as Python literals where they parse (numbers, True, None, tuples), else as text.
@@ -17,7 +20,9 @@ def command_line(description: str, config_class, add_arguments: Callable, argv=N
 
     parser = argparse.ArgumentParser(description=description)
     add_arguments(parser)
-    parser.add_argument("--quick", action="store_true", help="start from the config's quick() preset (a CPU smoke run)")
+    parser.add_argument("--preset", choices=PRESETS, default=None,
+                        help="quick: a CPU smoke run; laptop: a real result on a laptop's CPU; full: the GPU recipe (default)")
+    parser.add_argument("--quick", action="store_true", help="the same as --preset quick")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field (repeatable)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: this rank's GPU under torchrun, else the best there is)")
     parser.add_argument("--steps-this-run", type=int, default=None, help="stop (and save) after this many steps")
@@ -31,8 +36,20 @@ def command_line(description: str, config_class, add_arguments: Callable, argv=N
             overrides[key] = ast.literal_eval(text)
         except (ValueError, SyntaxError):
             overrides[key] = text
-    cfg = config_class.quick(**overrides) if args.quick else config_class(**overrides)
+    if args.quick and args.preset not in (None, "quick"):
+        parser.error(f"--quick and --preset {args.preset} ask for two presets: give one")
+    cfg = from_preset(config_class, "quick" if args.quick else args.preset or "full", **overrides)
     return args, cfg
+
+
+PRESETS = ("quick", "laptop", "full")
+
+
+def from_preset(config_class, preset: str, **overrides):
+    """A trainer's config for a preset name: quick() and laptop() are classmethods, full is the defaults."""
+    if preset not in PRESETS:
+        raise ValueError(f"PRESET must be one of {', '.join(PRESETS)}; got {preset!r}")
+    return config_class(**overrides) if preset == "full" else getattr(config_class, preset)(**overrides)
 
 
 def run_command_line(description: str, config_class, add_arguments: Callable, train: Callable, steps_field: str = "steps",
