@@ -3,6 +3,7 @@
     python -m helpers.course demo            # every notebook, quick mode, into ./workspace
     python -m helpers.course run 03 --full   # one notebook with its default (long) settings
     python -m helpers.course strip notebooks/*.ipynb
+    python -m helpers.course results         # the laptop presets end to end -> assets/results/ (helpers.results)
 """
 
 from __future__ import annotations
@@ -150,6 +151,11 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("keys", nargs="+")
     r.add_argument("--full", action="store_true", help="default settings instead of QUICK")
     r.add_argument("--workspace", type=Path, default=Path(os.environ.get("POLYJUICE_WORKSPACE", "workspace")))
+    res = sub.add_parser("results", help="train the laptop presets on the sample data and write assets/results/")
+    res.add_argument("--workspace", type=Path, default=Path("workspace-results"))
+    res.add_argument("--out", type=Path, default=None, help="default: assets/results in the repository")
+    res.add_argument("--quick", action="store_true", help="the quick presets: checks the whole path in minutes")
+    res.add_argument("--ugatit-iterations", type=int, default=None, help="shorten the U-GAT-IT run (recorded in results.json)")
     s = sub.add_parser("strip", help="remove outputs from notebooks")
     s.add_argument("paths", nargs="+", type=Path)
     args = parser.parse_args(argv)
@@ -157,6 +163,15 @@ def main(argv: list[str] | None = None) -> None:
         demo(args.workspace)
     elif args.command == "run":
         demo(args.workspace, quick=not args.full, only=args.keys)
+    elif args.command == "results":
+        from .env import STEP_FOLDERS, Workspace
+        from .results import OUT, make_results
+
+        ws = Workspace(args.workspace.resolve(), "local")
+        for sub_folder in STEP_FOLDERS:
+            (ws.root / sub_folder).mkdir(parents=True, exist_ok=True)
+        result = make_results(ws, args.out or OUT, quick=args.quick, ugatit_iterations=args.ugatit_iterations)
+        print(json.dumps(result, indent=2))
     else:
         for p in args.paths:
             if strip(p):

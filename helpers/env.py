@@ -189,7 +189,8 @@ def check_training_device(device: torch.device | str, quick: bool, allow_cpu: bo
         return
     platform = platform or detect_platform()
     switch = f"switch to a GPU ({SWITCH_TO_GPU}, then run all cells again)" if platform == "colab" else "use a machine with a GPU"
-    raise LessonStop(f"Full-length training on a CPU would take days: {switch}, or set QUICK = True for a short check, "
+    raise LessonStop(f"Full-length training on a CPU would take days: {switch}, or set PRESET = \"laptop\" for a real run "
+                     "on this CPU, or set QUICK = True for a short check, "
                      "or ALLOW_CPU_TRAINING = True to train on the CPU anyway.")
 
 

@@ -250,3 +250,20 @@ def judge_swapper(swapper, faces_a, faces_b, cfg, size: int = 128, names: dict |
         train, ho = split_holdout(len(faces), cfg.holdout, _split_seed(cfg, k))
         gallery[k], held[k] = faces[train.numpy()], faces[ho.numpy()]
     return swap_success(lambda f, to: swapper.swap(f, to=to), held, judge=Judge(gallery), names=names)
+
+
+def judge_render(rendered, original, faces_a, faces_b, to: str = "A", every: int = 4) -> str | None:
+    """Lesson 05's number, in one sentence: the share of rendered frames taken for `to`, beside the original's share.
+
+    None (after printing why) where the recognizer is not installed.
+    """
+    from .data import load_faces
+
+    reason = unavailable()
+    if reason:
+        print(reason)
+        return None
+    judge = Judge({"A": load_faces(faces_a, 160, progress=False), "B": load_faces(faces_b, 160, progress=False)})
+    after, before = video_success(rendered, judge, to, every), video_success(original, judge, to, every)
+    return (f"A face recognizer we did not train takes {after.accepted:.0%} of the rendered frames' faces ({after.faces} judged) "
+            f"for {to}, and {before.accepted:.0%} of the original's ({before.faces} judged).")
