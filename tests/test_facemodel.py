@@ -235,14 +235,14 @@ def test_load_pretrained_builds_the_full_model_an_official_file_holds(random_fac
 # ---------------------------------------------------------------- lesson 05 picks its model
 
 def test_lesson_05_takes_the_model_asked_for_else_the_other_else_says_what_to_run(tmp_path, monkeypatch, capsys):
-    from helpers import facemodel
+    from helpers import facemodel, lesson_model
     from helpers.env import LessonStop, Workspace
 
     ws = Workspace(tmp_path / "ws", "local", torch.device("cpu"))
     with pytest.raises(LessonStop, match="run notebook 03 .* or notebook 04"):
         facemodel.model_for_render(ws, "swap")
     toy = []
-    monkeypatch.setattr(facemodel.lessons, "train_toy_swapper", lambda ws, folder, to, detector: toy.append(folder) or "toy")
+    monkeypatch.setattr(lesson_model, "train_toy_swapper", lambda ws, folder, to, detector: toy.append(folder) or "toy")
     assert facemodel.model_for_render(ws, "ugatit", quick=True) == "toy" and toy == [ws.checkpoints / "swap"]
 
     make_ugatit_run(ws.checkpoints / "ugatit")
@@ -261,7 +261,7 @@ def test_lesson_05s_toy_swap_gets_the_sample_faces_from_ensure_sample_faces(tmp_
     import helpers.data
     import helpers.faces
     import helpers.swap
-    from helpers import facemodel
+    from helpers import facemodel, lesson_model
     from helpers.env import Workspace
 
     ws = Workspace(tmp_path / "ws", "local", torch.device("cpu"))
@@ -271,7 +271,7 @@ def test_lesson_05s_toy_swap_gets_the_sample_faces_from_ensure_sample_faces(tmp_
                         or {n: "present" for n in names})
     monkeypatch.setattr(helpers.data, "require_faces", lambda folder, lesson: calls.append(("require", folder)))
     monkeypatch.setattr(helpers.swap, "train_swap", lambda cfg, a, b, folder, device: calls.append(("train", a, b, folder)))
-    monkeypatch.setattr(facemodel.lessons, "load_swapper", lambda folder, device, to: ("swapper", folder, to))
+    monkeypatch.setattr(lesson_model, "load_swapper", lambda folder, device, to: ("swapper", folder, to))
 
     model = facemodel.train_toy_swapper(ws, ws.checkpoints / "swap", to="A", detector="haar")
     assert calls == [("faces", ws.faces, ["woman", "man"], ws.samples, "haar"),

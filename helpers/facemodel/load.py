@@ -189,15 +189,6 @@ def load_face_model(source: str | os.PathLike, device=None, to: str = "B", direc
         raise FileNotFoundError(f"{exc} A U-GAT-IT run of notebook 04 would do too.") from None
 
 
-def checkpoint_config(folder: str | os.PathLike):
-    """The SwapConfig saved with the newest swap checkpoint in `folder`, or None when there is none."""
-    from ..checkpoint import load_latest
-    from ..swap import _config_from_dict
-
-    state = load_latest(folder, "cpu")
-    return None if state is None else _config_from_dict(state.get("config", {}))
-
-
 def has_checkpoint(folder: str | os.PathLike, kind: str) -> bool:
     """Whether `folder` holds a readable checkpoint of `kind` ('swap' or 'ugatit'), without building a model."""
     try:
