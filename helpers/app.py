@@ -3,7 +3,7 @@
     app = build(translator)            # in a notebook; a run folder works too
     app.launch()                       # inline in the output (in Colab through its port proxy)
 
-    python -m helpers.app --model workspace/checkpoints/ugatit     # from a shell
+    python -m helpers.app --model workspace/checkpoints/ugatit     # from a shell (that folder is the default)
 
 The webcam tab streams one JPEG per round trip (`gr.Image(streaming=True)`
 with `.stream(stream_every=..., time_limit=...)`) through the same frame
@@ -171,13 +171,18 @@ def _inline_by_default(app) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.app", description="Your webcam, a photo or a video through a trained face model.")
-    parser.add_argument("--model", required=True, help="a run folder of lesson 03 (swap) or 04 (U-GAT-IT), or a checkpoint file")
+    parser.add_argument("--model", default=None, help="a run folder of lesson 03 (swap) or 04 (U-GAT-IT), or a checkpoint file "
+                        "(default: lesson 04's run, <workspace>/checkpoints/ugatit)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the best one here)")
     parser.add_argument("--detector", default="auto", help="auto, mtcnn or haar")
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 serves the whole network")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="a public gradio.live link (read what it means first)")
     args = parser.parse_args(argv)
+    if args.model is None:  # lesson 04's makeup: your own face translated
+        from .env import workspace_root
+
+        args.model = workspace_root("local") / "checkpoints" / "ugatit"
     try:
         app = build(args.model, detector=args.detector, device=args.device)
     except LessonStop as exc:

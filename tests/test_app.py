@@ -5,6 +5,7 @@ plays a Y4M made from the woman sample (or from it changed: two faces, none).
 The model is an untrained light U-GAT-IT at 32 px, lesson 04's kind.
 """
 
+import os
 import socket
 import subprocess
 import sys
@@ -105,11 +106,12 @@ def test_a_refused_camera_and_a_model_folder_that_does_not_exist_are_one_sentenc
     assert "U-GAT-IT A2B (step 3)" in title  # the app keeps the model it had
 
 
-def test_the_command_line_names_a_missing_model_folder_in_one_line(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "helpers.app", "--model", str(tmp_path / "nothing-here"), "--device", "cpu"],
-                          capture_output=True, text=True, timeout=120)
+def test_the_command_line_starts_from_lesson_04s_run_and_names_it_in_one_line_when_missing(tmp_path):
+    env = {**os.environ, "POLYJUICE_WORKSPACE": str(tmp_path / "ws")}
+    done = subprocess.run([sys.executable, "-m", "helpers.app", "--device", "cpu"], capture_output=True, text=True,
+                          timeout=120, env=env)
     assert done.returncode == 2
-    assert len(done.stderr.strip().splitlines()) == 1 and "nothing-here" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and str(tmp_path / "ws" / "checkpoints" / "ugatit") in done.stderr
 
 
 def test_a_photo_and_a_video_go_through_the_same_model(app, frames, tmp_path):
