@@ -31,6 +31,7 @@ from .smooth import FaceSmoother, FaceTracker, OneEuroFilter, box_size, check_ta
 from .video import check_count
 
 STEPS = ("detect", "track", "align", "model", "blend", "label")
+CHECK_SIDE = 100  # px: a followed face is looked at again at this width (MTCNN's smallest face is 40 px)
 NO_FACE = "No face in view: face the camera, with light on your face."
 
 
@@ -81,8 +82,11 @@ def make_detect_fn(detector, device=None, max_side: int | None = 640) -> Callabl
 
     Frames larger than `max_side` are shrunk for detection (faces in a phone
     video are big; a 4K frame would only cost time) and the boxes and
-    landmarks scaled back.
+    landmarks scaled back. `detect(images, shrink_to)` shrinks further for
+    one call (a check on a face already followed); a plain function always
+    sees the frames at `max_side`, as it may know nothing of sizes.
     """
+    plain = False
     if isinstance(detector, str):
         from .faces import make_detector
 
@@ -93,12 +97,14 @@ def make_detect_fn(detector, device=None, max_side: int | None = 640) -> Callabl
         run = lambda images: [detector.detect(im) for im in images]  # noqa: E731
     elif callable(detector):
         run = detector
+        plain = True
     else:
         raise TypeError("detector must be a name ('mtcnn', 'haar', 'auto'), an object with .detect_batch/.detect, or a function")
 
-    def detect(images: list[np.ndarray]) -> list[list]:
+    def detect(images: list[np.ndarray], shrink_to: int | None = None) -> list[list]:
         h, w = images[0].shape[:2]
-        scale = 1.0 if not max_side or max(h, w) <= max_side else max_side / max(h, w)
+        side = min(filter(None, (max_side, None if plain else shrink_to)), default=None)
+        scale = 1.0 if not side or max(h, w) <= side else side / max(h, w)
         if scale == 1.0:
             return run(images)
         size = (int(round(w * scale)), int(round(h * scale)))
@@ -389,7 +395,8 @@ class FramePipeline:
         detected = face is None
         if detected:  # due, or the track was lost just now: look again
             t0 = time.perf_counter()
-            faces = self.detect([rgb])[0]
+            faces = self._check(rgb) if self.flow.face is not None else []
+            faces = faces or self.detect([rgb])[0]
             self.seen, self.since_detect, self.detections = len(faces), 0, self.detections + 1
             face, steady = self.target(faces, t, rgb.shape)
             if face is not None:
@@ -402,6 +409,16 @@ class FramePipeline:
             face, steady = self.target([face], t, rgb.shape)
             timings["track"] += time.perf_counter() - t0
         return FrameOut(rgb, self.seen, self._message(steady), timings, steady, face, detected)
+
+    def _check(self, rgb: np.ndarray) -> list:
+        """The regular look at a face already followed, on the frame shrunk so that face is CHECK_SIDE px wide.
+
+        Much cheaper than the whole frame (the detector's cost grows with the
+        pixels); faces under about half that size are not seen, and when the
+        followed face is not found the caller looks at the whole frame.
+        """
+        shrink = CHECK_SIDE / box_size(self.flow.face.box)
+        return self.detect([rgb], max(32, round(max(rgb.shape[:2]) * shrink)))[0] if shrink < 1 else []
 
     def _message(self, face) -> str | None:
         if face is None:
