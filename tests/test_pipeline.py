@@ -5,24 +5,13 @@ import pytest
 
 from helpers.pipeline import NO_FACE, FramePipeline, draw_label, label_box
 from helpers.video import iter_frames
+from test_render import no_face_frames  # gradients and a moving bar: no face for any detector
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def invert(faces):
     return 255 - faces  # an obvious "model": a replaced face turns into its negative
-
-
-def blank_frames(n, shape=(360, 640, 3)):
-    """Grey gradients with a moving bar: nothing a face detector or the tracker could take for a face."""
-    h, w = shape[:2]
-    y, x = np.mgrid[0:h, 0:w]
-    frames = []
-    for i in range(n):
-        im = np.stack([x * 255 // w, y * 255 // h, np.full_like(x, 60 + 5 * i)], -1).astype(np.uint8)
-        im[:, 20 + 15 * i: 60 + 15 * i] = (230, 200, 40)
-        frames.append(im)
-    return frames
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +47,7 @@ def test_tracked_faces_stay_close_to_detecting_every_frame(clip, detector):
 
 
 def test_tracking_lets_go_when_the_face_leaves_and_finds_it_when_it_returns(clip, detector):
-    frames = clip[:8] + blank_frames(6) + clip[8:16]
+    frames = clip[:8] + no_face_frames(6, (640, 360)) + clip[8:16]
     pipe = FramePipeline(invert, detector, detect_every=30)
     outs = pipe.process_batch(frames)
     found = [o.face is not None for o in outs]
@@ -75,7 +64,7 @@ def test_every_frame_is_labelled_and_the_model_sees_one_batch(clip, detector):
         calls.append(len(faces))
         return faces
 
-    frames = clip[:3] + blank_frames(2)
+    frames = clip[:3] + no_face_frames(2, (640, 360))
     outs = FramePipeline(model, detector).process_batch(frames)
     assert calls == [3]
     x0, y0, x1, y1 = label_box(frames[0].shape)
