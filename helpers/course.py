@@ -155,7 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     res.add_argument("--workspace", type=Path, default=Path("workspace-results"))
     res.add_argument("--out", type=Path, default=None, help="default: assets/results in the repository")
     res.add_argument("--quick", action="store_true", help="the quick presets: checks the whole path in minutes")
-    res.add_argument("--ugatit-iterations", type=int, default=None, help="shorten the U-GAT-IT run (recorded in results.json)")
+    res.add_argument("--ugatit-iterations", type=int, default=None, help="shorten the U-GAT-IT schedule (recorded in results.json)")
+    res.add_argument("--ugatit-steps-this-run", type=int, default=None,
+                     help="stop U-GAT-IT after this many more steps (0: use the run folder as it is; results.json has the step)")
     s = sub.add_parser("strip", help="remove outputs from notebooks")
     s.add_argument("paths", nargs="+", type=Path)
     args = parser.parse_args(argv)
@@ -170,7 +172,8 @@ def main(argv: list[str] | None = None) -> None:
         ws = Workspace(args.workspace.resolve(), "local")
         for sub_folder in STEP_FOLDERS:
             (ws.root / sub_folder).mkdir(parents=True, exist_ok=True)
-        result = make_results(ws, args.out or OUT, quick=args.quick, ugatit_iterations=args.ugatit_iterations)
+        result = make_results(ws, args.out or OUT, quick=args.quick, ugatit_iterations=args.ugatit_iterations,
+                              ugatit_steps=args.ugatit_steps_this_run)
         print(json.dumps(result, indent=2))
     else:
         for p in args.paths:

@@ -148,7 +148,8 @@ class SwapSuccess:
                 f"and {ba.accepted:.0%} of {b}'s for {a}")
         sane = [r for r in self.rows if r.label in ("A", "B")]
         if sane:  # the check that the judge itself is sound
-            said += f" (as a check, it takes {min(r.accepted for r in sane):.0%} or more of the unswapped faces for their own person)"
+            low = min(r.accepted for r in sane)
+            said += f" (as a check: of the unswapped faces, it takes {low:.0%}{'' if low == 1 else ' or more'} for their own person)"
         return said + "."
 
     def table(self) -> str:

@@ -105,14 +105,15 @@ def swap_grid(swapper, held: dict, n: int = 6) -> np.ndarray:
     return image_grid([img for row in rows for img in row], ncol=n)
 
 
-def train_ugatit_preset(ws, quick: bool, iterations: int | None):
-    """Lesson 04's laptop preset (real faces -> cartoon); `iterations` shortens it (recorded in results.json)."""
+def train_ugatit_preset(ws, quick: bool, iterations: int | None, steps: int | None = None):
+    """Lesson 04's laptop preset (real faces -> cartoon); `iterations` shortens its schedule and `steps` stops
+    this call early (0: use the run as it is); both show in results.json (iterations_planned, steps)."""
     from .ugatit import Trainer, UGATITConfig
 
     over = {"iterations": iterations} if iterations else {}
     cfg = UGATITConfig.quick(**over) if quick else UGATITConfig.laptop(**over)
     trainer = Trainer(cfg, ws.faces, ws.checkpoints / "ugatit-laptop", device="cpu", quiet=quick)
-    run = trainer.train()
+    run = trainer.train(steps=steps)
     return cfg, trainer, run
 
 
@@ -150,7 +151,8 @@ def _ugatit_minutes(log: dict) -> float | None:
     return round(float(np.nansum(steps * log["sec_per_step"])) / 60, 1)
 
 
-def make_results(ws, out: str | os.PathLike = OUT, quick: bool = False, ugatit_iterations: int | None = None) -> dict:
+def make_results(ws, out: str | os.PathLike = OUT, quick: bool = False, ugatit_iterations: int | None = None,
+                 ugatit_steps: int | None = None) -> dict:
     """Run the laptop presets end to end and write the pictures and results.json into `out`."""
     import matplotlib
 
@@ -216,7 +218,7 @@ def make_results(ws, out: str | os.PathLike = OUT, quick: bool = False, ugatit_i
         result["swap"]["success"] = unavailable()
 
     # -- lesson 04: U-GAT-IT, real faces -> cartoon
-    ug_cfg, trainer, ug_run = train_ugatit_preset(ws, quick, ugatit_iterations)
+    ug_cfg, trainer, ug_run = train_ugatit_preset(ws, quick, ugatit_iterations, ugatit_steps)
     kid = read_log(trainer.kid_path) if trainer.kid_path.is_file() else {}
     kid_col = next((c for c in kid if c.startswith("kid_") and not c.endswith("_std")), None)
     ug_log = read_log(ug_run.log)

@@ -110,8 +110,8 @@ class SwapConfig:
         success is judged by an independent recognizer every 1,000 steps
         (identity.csv), so the curve shows when it is good enough.
         """
-        settings = dict(model="tiny", batch_size=8, steps=9000, lr=5e-4, log_every=250, preview_every=500,
-                        eval_faces=128, save_every=1000, save_minutes=5.0, milestone_every=None, cpu_threads=None,
+        settings = dict(model="tiny", batch_size=8, steps=6000, lr=5e-4, log_every=250, preview_every=500,
+                        eval_faces=128, save_every=1000, save_minutes=5.0, milestone_every=None, cpu_threads=1,
                         identity_every=1000)
         return cls(**{**settings, **overrides})
 
