@@ -268,3 +268,43 @@ def judge_render(rendered, original, faces_a, faces_b, to: str = "A", every: int
     after, before = video_success(rendered, judge, to, every), video_success(original, judge, to, every)
     return (f"A face recognizer we did not train takes {after.accepted:.0%} of the rendered frames' faces ({after.faces} judged) "
             f"for {to}, and {before.accepted:.0%} of the original's ({before.faces} judged).")
+
+
+def identity_hooks(trainer) -> list:
+    """The swap trainer's identity.csv hook every `identity_every` steps, where the recognizer is installed;
+    else one sentence (on rank 0) and no hook."""
+    from .train import Hook, is_main
+
+    if not trainer.cfg.identity_every:
+        return []
+    reason = unavailable()
+    if reason:
+        if is_main():
+            print(reason)
+        return []
+    return [Hook("identity", lambda: judge_training(trainer), every=trainer.cfg.identity_every)]
+
+
+def judge_training(trainer, sanity: bool = False) -> dict | None:
+    """A row for identity.csv: how often the recognizer takes the trainer's held-out swaps for the target.
+
+    The galleries (the training faces) are embedded once and kept on the trainer.
+    """
+    import torch
+
+    from .facemodel import Swapper
+
+    n = trainer.cfg.identity_faces
+    held = {k: trainer.heldout_faces[k][:n].permute(0, 2, 3, 1).cpu().numpy() for k in IDENTITIES}
+    if min(len(f) for f in held.values()) == 0:
+        return None
+    if getattr(trainer, "_judge", None) is None:
+        trainer._judge = Judge({k: trainer.train_faces[k].permute(0, 2, 3, 1).cpu().numpy() for k in IDENTITIES})
+    swapper = Swapper(trainer.model, trainer.device, to="B")
+    try:
+        with torch.no_grad():
+            report = swap_success(lambda f, to: swapper.swap(f, to=to), held, judge=trainer._judge, sanity=sanity)
+    finally:
+        trainer.model.train()
+    trainer.last_identity = report
+    return report.log_row(trainer.step)

@@ -35,9 +35,10 @@ import torch
 import torch.nn.functional as F
 
 from .models.autoencoder import FaceSwapAutoencoder, IDENTITIES, spec_for
-from .train import Hook, RunResult, autocast, autocast_dtype, enable_tf32, fit, init_distributed, is_main, make_adam, make_scaler, pick_device, rank_slice, split_holdout, use_channels_last, world_size
+from .train import RunResult, autocast, autocast_dtype, enable_tf32, fit, init_distributed, is_main, make_adam, make_scaler, pick_device, rank_slice, split_holdout, use_channels_last, world_size
 from .swap_pictures import plot_log, preview_grid  # noqa: F401  (plot_log: notebook 03)
 from .warp import augment, colour_shift
+from .identity import identity_hooks
 
 LOG_COLUMNS = ["step", "train_A", "train_B", "heldout_A", "heldout_B", "images_per_s", "minutes"]
 ARCHITECTURE = ("model", "size")  # a checkpoint only fits a model built with the same values
@@ -270,7 +271,7 @@ class SwapTrainer:
         self.scaler = make_scaler(device, self.dtype)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # data order and augmentation, on the CPU
         self.samplers = {k: EpochSampler(len(self.train_faces[k]), cfg.batch_size, self.generator) for k in IDENTITIES}
-        self.hooks = self._identity_hooks()
+        self.hooks = identity_hooks(self)  # swap success every identity_every steps, where the judge is installed
         self.step = 0
         self.loss_sum = torch.zeros(2, device=device)  # train L1 of A and B since the last log line
         self.loss_count = 0
@@ -363,39 +364,6 @@ class SwapTrainer:
         self.step += 1
 
     # -- watching
-
-    def _identity_hooks(self) -> list:
-        """identity.csv every `identity_every` steps, where the recognizer is installed; else one sentence."""
-        from .identity import unavailable
-
-        if not self.cfg.identity_every:
-            return []
-        reason = unavailable()
-        if reason:
-            if is_main():
-                print(reason)
-            return []
-        return [Hook("identity", self.identity, every=self.cfg.identity_every)]
-
-    @torch.no_grad()
-    def identity(self, sanity: bool = False):
-        """How often a recognizer we did not train takes held-out swaps for the target (helpers.identity)."""
-        from .facemodel import Swapper
-        from .identity import Judge, swap_success
-
-        n = self.cfg.identity_faces
-        held = {k: self.heldout_faces[k][:n].permute(0, 2, 3, 1).cpu().numpy() for k in IDENTITIES}
-        if min(len(f) for f in held.values()) == 0:
-            return None
-        if getattr(self, "_judge", None) is None:  # the galleries are embedded once: the training faces
-            self._judge = Judge({k: self.train_faces[k].permute(0, 2, 3, 1).cpu().numpy() for k in IDENTITIES})
-        swapper = Swapper(self.model, self.device, to="B")
-        try:
-            report = swap_success(lambda f, to: swapper.swap(f, to=to), held, judge=self._judge, sanity=sanity)
-        finally:
-            self.model.train()
-        self.last_identity = report
-        return report.log_row(self.step)
 
     def pending_losses(self) -> torch.Tensor:
         return self.loss_sum
