@@ -41,15 +41,19 @@ def swap_curve(run: Path) -> tuple[list[str], dict]:
     return lines, speed
 
 
-def ugatit_curve(run: Path) -> tuple[list[str], dict]:
+def ugatit_curve(run: Path, untranslated: float | None = None) -> tuple[list[str], dict]:
+    """Rows of (step, KID) and the run's speed; `untranslated` (or kid.csv's own column) is the selfies' KID as they are."""
     kid = read_log(run / "kid.csv")
     log = read_log(run / "log.csv")
-    column = next(c for c in kid if c.startswith("kid_") and not c.endswith("_std"))
+    column = next(c for c in kid if c.startswith("kid_") and not c.endswith(("_std", "_untranslated")))
+    if column + "_untranslated" in kid:
+        untranslated = float(kid[column + "_untranslated"][-1])
     lines = [f"| step | {column} (lower is better) |", "|---|---|"]
     lines += [f"| {int(s):,} | {v:.4f} |" for s, v in zip(kid["step"], kid[column])]
     steps = np.diff(np.concatenate([[0.0], log["step"]]))
     minutes = float(np.nansum(steps * log["sec_per_step"])) / 60
-    return lines, {"steps": int(log["step"][-1]), "minutes": minutes, "kid_first": float(kid[column][0]), "kid_last": float(kid[column][-1])}
+    return lines, {"steps": int(log["step"][-1]), "minutes": minutes, "kid_first": float(kid[column][0]),
+                   "kid_last": float(kid[column][-1]), "untranslated": untranslated}
 
 
 def main(argv=None) -> None:
@@ -57,6 +61,8 @@ def main(argv=None) -> None:
     parser.add_argument("--swap", type=Path, help="a swap run folder trained with --preset laptop")
     parser.add_argument("--ugatit", type=Path, help="a U-GAT-IT run folder trained with --preset laptop")
     parser.add_argument("--note", default="", help="how the run was made: commit, machine, what else ran on it")
+    parser.add_argument("--kid-untranslated", type=float, default=None,
+                        help="the untranslated selfies' KID (results.json's ugatit.kid.untranslated) for a kid.csv without that column")
     args = parser.parse_args(argv)
     threads = {"swap": 1, "ugatit": 1}  # the laptop swap preset trains on one thread; the U-GAT-IT run here had one too
     parts = ["## Laptop presets: results against training minutes", "", args.note, ""]
@@ -69,11 +75,13 @@ def main(argv=None) -> None:
                   f"or more at step {speed['first_step_at_95']}. 'Taken' is the share of held-out swapped faces within "
                   "0.6 of the target's gallery (helpers.identity).", "", *lines, ""]
     if args.ugatit:
-        lines, speed = ugatit_curve(args.ugatit)
+        lines, speed = ugatit_curve(args.ugatit, args.kid_untranslated)
         record("laptop U-GAT-IT preset: training", {"light": True, "size": 64, "ch": 16, "steps": speed["steps"]},
                [speed["minutes"] * 60], device="cpu", items_per_run=speed["steps"], unit="steps/s")
         parts += [f"**U-GAT-IT, `UGATITConfig.laptop()`**: {speed['steps']:,} steps in {speed['minutes']:.0f} training "
-                  f"minutes; KID {speed['kid_first']:.4f} at the first evaluation, {speed['kid_last']:.4f} at the last.", "",
+                  f"minutes; KID {speed['kid_first']:.4f} at the first evaluation, {speed['kid_last']:.4f} at the last"
+                  + (f"; the untranslated selfies score {speed['untranslated']:.4f} against the same cartoon faces "
+                     "(the line a translation must get under)." if speed["untranslated"] is not None else "."), "",
                   *lines, ""]
     write_table()
     text = TABLE.read_text()

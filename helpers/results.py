@@ -227,10 +227,12 @@ def make_results(ws, out: str | os.PathLike = OUT, quick: bool = False, ugatit_i
                         "minutes": _ugatit_minutes(ug_log),
                         "sec_per_step": round(float(np.nanmedian(ug_log["sec_per_step"])), 4) if "sec_per_step" in ug_log else None}
     if kid_col:
+        untranslated = trainer.kid_untranslated()  # same features, same target faces, the selfies as they are
         result["ugatit"]["kid"] = {"feature": kid_col[4:], "steps": kid["step"].astype(int).tolist(),
-                                   "values": [round(float(v), 5) for v in kid[kid_col]]}
+                                   "values": [round(float(v), 5) for v in kid[kid_col]],
+                                   "untranslated": round(float(untranslated), 5)}
         plt.close("all")
-        figs = plot_kid(trainer.kid_path)
+        figs = plot_kid(trainer.kid_path, untranslated)
         (figs[0] if isinstance(figs, list) else figs).savefig(out / "ugatit_kid.png", dpi=100)
         plt.close("all")
     sample = latest_sample(trainer.run_dir)

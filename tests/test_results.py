@@ -30,6 +30,7 @@ def test_results_runs_end_to_end_and_says_how_it_was_made(samples, tmp_path, mon
     assert saved["swap"]["steps"] == 60 and saved["swap"]["minutes"] >= 0
     assert saved["ugatit"]["steps"] == saved["ugatit"]["iterations_planned"] == 16
     assert len(saved["ugatit"]["kid"]["values"]) >= 2
+    assert saved["ugatit"]["kid"]["untranslated"] > 0  # the line the fakes are judged against
     assert "Made by `python -m helpers.course results --quick`" in provenance(saved)
     expected = {"sources.png", "faces.png", "swap_timelapse.gif", "ugatit_samples.png", "ugatit_kid.png", "ugatit_clip.gif", "ugatit_clip.mp4"}
     if identity.unavailable() is None:

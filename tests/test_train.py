@@ -106,6 +106,14 @@ def test_the_log_and_the_pictures_follow_the_checkpoint_on_resume(tmp_path):
     assert result.timelapse.stat().st_size > 0
 
 
+def test_a_row_with_a_new_column_keeps_a_resumed_logs_columns(tmp_path):
+    """A run resumed by a newer version (one more column in its rows) still reads back every row."""
+    log = CsvLog(tmp_path / "kid.csv")
+    log.append({"step": 1, "kid": 0.5})
+    log.append({"step": 2, "kid": 0.25, "kid_untranslated": 0.75})
+    assert log.rows() == [{"step": "1", "kid": "0.5"}, {"step": "2", "kid": "0.25"}]
+
+
 def test_a_full_disk_ends_the_run_with_one_sentence_and_the_older_checkpoint_loads(tmp_path, monkeypatch):
     from helpers import storage
     from helpers.checkpoint import load_latest

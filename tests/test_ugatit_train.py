@@ -214,6 +214,7 @@ def test_samples_are_drawn_without_gradients_and_show_cam_heatmaps(faces, tmp_pa
     kid = read_rows(trainer.kid_path)
     assert list(kid[0])[:2] == ["step", "kid_onet_fallback"]  # offline: the labelled fallback features
     assert np.isfinite(float(kid[0]["kid_onet_fallback"]))
+    assert float(kid[0]["kid_onet_fallback_untranslated"]) == pytest.approx(trainer.kid_untranslated(), rel=1e-5)  # the line fakes must get under
     assert make_timelapse(trainer.run_dir / "timelapse").stat().st_size > 0
 
 
@@ -328,6 +329,10 @@ def test_kid_and_rho_plots_show_what_the_run_wrote(faces, tmp_path, capsys):
     kid_csv.write_text("step,kid_onet_fallback,kid_onet_fallback_std,n_real,n_fake\n8,0.5,0.1,3,3\n16,0.25,0.1,3,3\n")
     assert len(plot_kid(kid_csv)) == 1 and "kid_onet_fallback: step 8: 0.5000, step 16: 0.2500" in capsys.readouterr().out
     assert plot_kid(tmp_path / "no_kid_yet.csv") == []
+    kid_csv.write_text("step,kid_onet_fallback,kid_onet_fallback_std,kid_onet_fallback_untranslated,n_real,n_fake\n8,0.5,0.1,0.75,3,3\n")
+    (fig,) = plot_kid(kid_csv)
+    assert "(untranslated selfies: 0.7500)" in capsys.readouterr().out
+    assert [line.get_label() for line in fig.axes[0].lines] == ["kid_onet_fallback", "untranslated selfies"]
 
     trainer = Trainer(tiny(), faces, tmp_path / "run", "cpu", quiet=True)
     gen = trainer.nets["genA2B"]

@@ -112,9 +112,14 @@ class CsvLog:
 
     def append(self, row: dict) -> None:
         new = not self.path.exists() or self.path.stat().st_size == 0
+        fields = list(row)
+        if not new:  # keep the file's own columns: a row with one more (a newer version's) must not tear it
+            with open(self.path, newline="") as f:
+                header = next(csv.reader(f), None)
+            fields = header if header and header[0] == "step" else fields
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row), lineterminator="\n")
+            writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n", extrasaction="ignore", restval="")
             if new:
                 writer.writeheader()
             writer.writerow(row)

@@ -79,15 +79,25 @@ def latest_sample(run_dir: str | os.PathLike) -> Path | None:
     return found[-1] if found else None
 
 
-def plot_kid(kid_path: str | os.PathLike) -> list:
-    """Print and plot every KID column of kid.csv (kid_inception or kid_onet_fallback); lower is better. Returns the figures."""
+def plot_kid(kid_path: str | os.PathLike, untranslated: float | None = None) -> list:
+    """Print and plot every KID column of kid.csv (kid_inception or kid_onet_fallback); lower is better. Returns the figures.
+
+    The dashed line is the untranslated selfies' KID (kid.csv's `_untranslated`
+    column, or `untranslated`): fakes under it look more like the target than
+    the input did."""
     from ..viz import plot_curves, read_log
 
     kid = read_log(kid_path) if Path(kid_path).exists() else {}
     figures = []
-    for column in [c for c in kid if c.startswith("kid_") and not c.endswith("_std")]:
-        print(f"{column}: " + ", ".join(f"step {int(s)}: {v:.4f}" for s, v in zip(kid["step"], kid[column])))
-        figures.append(plot_curves(kid_path, [column], title=f"KID ({column[4:].replace('_', ' ')} features), lower is better"))
+    for column in [c for c in kid if c.startswith("kid_") and not c.endswith(("_std", "_untranslated"))]:
+        line = kid[column + "_untranslated"][-1] if column + "_untranslated" in kid else untranslated
+        print(f"{column}: " + ", ".join(f"step {int(s)}: {v:.4f}" for s, v in zip(kid["step"], kid[column]))
+              + (f" (untranslated selfies: {line:.4f})" if line is not None else ""))
+        fig = plot_curves(kid_path, [column], title=f"KID ({column[4:].replace('_', ' ')} features), lower is better")
+        if line is not None:
+            fig.axes[0].axhline(line, color="grey", linestyle="--", label="untranslated selfies")
+            fig.axes[0].legend()
+        figures.append(fig)
     return figures
 
 
