@@ -60,6 +60,8 @@ def run_notebook(
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         # a `python` the notebook starts is the kernel's interpreter, whatever `python` means on PATH
         "PATH": str(python.parent) + os.pathsep + os.environ.get("PATH", ""),
+        # nobody watches a notebook this runs: the live camera says so in one line instead of waiting for a face
+        "POLYJUICE_HEADLESS": "1",
     }
     if workspace is not None:
         env["POLYJUICE_WORKSPACE"] = str(Path(workspace).resolve())
