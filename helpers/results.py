@@ -24,6 +24,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "assets" / "results"
 CLIP_SECONDS = 4.0  # of each rendered clip, in the GIF and the MP4
+STRICT_PX = 128  # the stricter question, also recorded: the swap judged against a sharper gallery than the model draws
 MP4_LIMIT = 3 * 2**20
 
 
@@ -194,6 +195,10 @@ def make_results(ws, out: str | os.PathLike = OUT, quick: bool = False, ugatit_i
         result["swap"]["success"] = {r.label: {"faces": r.faces, "taken": round(r.accepted, 3), "nearer": round(r.nearer, 3),
                                                "distance": round(r.distance, 3)} for r in report.rows}
         result["swap"]["sentence"] = report.sentence()
+        result["swap"]["judged_at_px"] = swap_cfg.size
+        strict = judge_swapper(swapper, ws.faces / "woman", ws.faces / "man", swap_cfg, size=STRICT_PX)
+        result["swap"][f"success_at_{STRICT_PX}px"] = {r.label: {"faces": r.faces, "taken": round(r.accepted, 3),
+                                                                "distance": round(r.distance, 3)} for r in strict.rows}
         write_picture(out / "swap_heldout.png", swap_grid(swapper, held))
         ids = _identity_log(swap_run.folder)
         if ids:

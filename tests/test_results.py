@@ -39,6 +39,7 @@ def test_results_runs_end_to_end_and_says_how_it_was_made(samples, tmp_path, mon
         assert set(rows) == {"A->B", "B->A", "A", "B", "A->A", "B->B"}
         assert rows["A"]["taken"] >= 0.8 and rows["B"]["taken"] >= 0.8  # the judge knows the real faces
         assert saved["swap"]["curve"] and "rendered_frames_taken_for_B" in saved["swap"]
+        assert saved["swap"]["judged_at_px"] == 64 and set(saved["swap"]["success_at_128px"]) == set(rows)  # the stricter question kept
     assert expected <= {p.name for p in out.iterdir()}
     for name in expected:
         if name.endswith(".mp4"):
