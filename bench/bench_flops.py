@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from bench_swap import random_faces  # noqa: E402
 from bench_ugatit import fake_faces  # noqa: E402
 
-from helpers.bench import TABLE  # noqa: E402
+from helpers.bench import write_block  # noqa: E402
 
 BEGIN, END = "<!-- flops:begin -->", "<!-- flops:end -->"
 
@@ -93,13 +93,7 @@ def main(argv=None) -> None:
                        "an estimate, not a measurement. Small networks keep a GPU waiting on kernel launches rather "
                        "than arithmetic, so their rows say only that arithmetic is not what limits them.",
                        "", *lines])
-    text = TABLE.read_text()
-    if BEGIN in text:
-        head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        TABLE.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}")
-    else:
-        TABLE.write_text(f"{text.rstrip()}\n\n{BEGIN}\n{block}\n{END}\n")
+    write_block(BEGIN, END, block)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.bench import TABLE, device_name, record, write_table
+from helpers.bench import device_name, record, write_block, write_table
 from helpers.viz import read_log
 
 BEGIN, END = "<!-- laptop:begin -->", "<!-- laptop:end -->"
@@ -88,14 +88,7 @@ def main(argv=None) -> None:
                      "(the line a translation must get under)." if speed["untranslated"] is not None else "."), "",
                   *lines, ""]
     write_table()
-    text = TABLE.read_text()
-    block = "\n".join(parts).strip()
-    if BEGIN in text:
-        head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        TABLE.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}")
-    else:
-        TABLE.write_text(f"{text.rstrip()}\n\n{BEGIN}\n{block}\n{END}\n")
+    write_block(BEGIN, END, "\n".join(parts).strip())
 
 
 if __name__ == "__main__":

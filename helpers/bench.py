@@ -121,9 +121,18 @@ def render_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def write_block(begin: str, end: str, block: str, table: Path = TABLE) -> None:
+    """Put `block` between the markers `begin` and `end` in BENCHMARKS.md, replacing what was there;
+    a block the file does not have yet goes at its end. The rest of the file is the people's, untouched."""
+    text = table.read_text() if table.exists() else "# Benchmarks\n"
+    if begin in text:
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
+        table.write_text(f"{head}{begin}\n{block}\n{end}{tail}")
+    else:
+        table.write_text(f"{text.rstrip()}\n\n{begin}\n{block}\n{end}\n")
+
+
 def write_table(results: Path = RESULTS, table: Path = TABLE) -> None:
     """Replace the generated block of BENCHMARKS.md with the latest results."""
-    text = table.read_text() if table.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    table.write_text(f"{head}{BEGIN}\n{render_table(latest_rows(results))}\n{END}{tail}")
+    write_block(BEGIN, END, render_table(latest_rows(results)), table)

@@ -22,3 +22,16 @@ def test_time_runs_counts_only_timed_calls():
     calls = []
     times = bench.time_runs(lambda: calls.append(1), repeat=3, warmup=2)
     assert len(times) == 3 and len(calls) == 5
+
+
+def test_a_scripts_own_block_is_replaced_in_place_or_appended_once(tmp_path):
+    table = tmp_path / "B.md"
+    table.write_text(f"# B\n\nintro\n\n{bench.BEGIN}\nrows\n{bench.END}\n\nfooter\n")
+    bench.write_block("<!-- x:begin -->", "<!-- x:end -->", "first", table)
+    bench.write_block("<!-- x:begin -->", "<!-- x:end -->", "second", table)
+    text = table.read_text()
+    assert text.count("<!-- x:begin -->") == 1 and "second" in text and "first" not in text
+    assert text.index("footer") < text.index("second")  # a new block goes at the end
+    bench.write_block(bench.BEGIN, bench.END, "new rows", table)
+    text = table.read_text()
+    assert "new rows" in text and "\nrows\n" not in text and text.index("intro") < text.index("new rows") < text.index("footer")
