@@ -32,11 +32,11 @@ MIRROR = Path(os.environ.get("POLYJUICE_COLAB_MIRROR", REPO / ".venv-colab"))
 COLAB_CLONE = "/content/polyjuice"  # where the set-up cell clones the course in Colab
 COLAB_PYTHON = "3.13"  # tests/colab/os-info-gpu-2026-08-19.txt
 
-BUILD_VERSION = 1  # bump when `build` changes what it makes: the mirror is then rebuilt
+BUILD_VERSION = 2  # bump when `build` changes what it makes: the mirror is then rebuilt
 
 # Colab packages the course touches directly: the Jupyter/widget stack the notebooks
 # run in (ipywidgets 7 and its front-end package, the kernel), what helpers and the
-# notebooks import, and the three OpenCV wheels that share one cv2/ folder. The rest
+# notebooks import (Gradio for the app among them), and the three OpenCV wheels that share one cv2/ folder. The rest
 # of Colab that our install reaches is found by a dry run of that install (`closure`).
 # The other ~500 Colab packages are outside our dependency tree: pip neither reads nor
 # changes them, so mirroring them would cost minutes and test nothing.
@@ -48,6 +48,7 @@ TOUCHED = [
     "torch", "torchvision", "triton", "numpy", "scipy", "pillow", "matplotlib", "scikit-image",
     "imageio", "imageio-ffmpeg", "requests", "urllib3", "gdown", "tensorboard",
     "pytest",  # Colab has it; the widget tests run with it in the mirror
+    "gradio",  # the live app (helpers.app) is served from the mirror at Colab's Gradio in tests/test_app.py
 ]
 # Installed one command after the other, so that cv2/ ends as in Colab: OpenCV 5.0
 # (no CascadeClassifier) over contrib 4.14.
@@ -60,6 +61,11 @@ NOT_MIRRORED = {
         " and the tests run on a CPU"
     ),
 }
+
+
+# Colab's own packages go in without compiling every module to bytecode (torch alone has thousands): Python
+# compiles what the tests import, when they import it. The set-up cell's install runs as in Colab.
+NO_PYC = ["--no-compile"]
 
 
 def canonical(name: str) -> str:
@@ -82,13 +88,14 @@ def not_mirrored(name: str) -> str | None:
 
 
 def setup_cell_source(notebook: Path | None = None) -> str:
-    """The first code cell of a notebook (all five share it; tests/test_colab_mirror.py checks that)."""
-    import nbformat
+    """The first code cell of a notebook (all five share it; tests/test_colab_mirror.py checks that).
 
-    from .course import notebooks
-
-    nb = nbformat.read(str(notebook or notebooks()[0]), as_version=4)
-    return next(c.source for c in nb.cells if c.cell_type == "code")
+    Read as plain JSON, so that `make test` can start building the mirror with the system's Python
+    while it installs .venv.
+    """
+    path = notebook or sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))[0]
+    cell = next(c for c in json.loads(path.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code")
+    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
 
 
 def setup_cell_as_in_colab(repo: Path = REPO) -> str:
@@ -153,7 +160,7 @@ def install_pins(mirror: Path, pins: dict[str, str], names: list[str], log: Path
     """Install `names` at Colab's versions, then `align` whatever else is installed to Colab's versions too."""
     wanted = [n for n in names if n in pins and n not in skipped]
     if wanted:
-        done = pip(mirror, "install", "-q", "--prefer-binary", *(f"{n}=={pins[n]}" for n in wanted), log=log, check=False)
+        done = pip(mirror, "install", "-q", "--prefer-binary", *NO_PYC, *(f"{n}=={pins[n]}" for n in wanted), log=log, check=False)
         if done.returncode:
             found = pins_missing_for_this_python(mirror, pins, wanted, done.stderr)
             if not found:
@@ -173,7 +180,7 @@ def align(mirror: Path, pins: dict[str, str], log: Path, skipped: dict) -> None:
         off = [n for n, v in freeze(mirror).items() if n in pins and v != pins[n] and n not in skipped]
         if not off:
             return
-        done = pip(mirror, "install", "-q", "--no-deps", "--prefer-binary", *(f"{n}=={pins[n]}" for n in off), log=log, check=False)
+        done = pip(mirror, "install", "-q", "--no-deps", "--prefer-binary", *NO_PYC, *(f"{n}=={pins[n]}" for n in off), log=log, check=False)
         found = pins_missing_for_this_python(mirror, pins, off, done.stderr) if done.returncode else {}
         if done.returncode and not found:
             raise RuntimeError(f"Putting Colab's versions in place failed (see {log}):\n{done.stderr[-3000:]}")

@@ -106,6 +106,14 @@ def haar_faces(image):
     return cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(40, 40))
 
 
+@pytest.fixture(scope="session")
+def mirror():
+    """The Colab-mirror environment's record (helpers.colab_mirror), built first if its inputs changed."""
+    from helpers import colab_mirror
+
+    return colab_mirror.build(say=lambda message: None)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One intra-op thread: on 2 shared cores, two OpenMP threads that wait on each other run several times slower."""

@@ -36,13 +36,16 @@ def frames(samples):
     return clip_frames(samples["woman.mp4"])
 
 
-@pytest.fixture(scope="module")
-def app(run_dir):
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(run_dir):
     app = build(run_dir, device="cpu")
-    app.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    app.launch(server_port=free_port(), prevent_thread_lock=True, quiet=True)
     yield app
     app.close()
 
@@ -69,7 +72,8 @@ def status(driver) -> str:
     return text_of(driver, "#live-status")
 
 
-def test_the_webcam_stream_comes_back_with_the_face_transformed_and_the_fps(app, frames, tmp_path):
+def assert_stream_transformed(app, frames, tmp_path):
+    """The fake camera's face comes back changed, the rest of the picture not, with the fps and the model's name."""
     with chromium(camera_of(tmp_path, frames)) as driver:
         open_camera(driver, app)
         line = wait_for(lambda: "fps ·" in status(driver) and status(driver), what="the fps under the stream")
@@ -80,6 +84,40 @@ def test_the_webcam_stream_comes_back_with_the_face_transformed_and_the_fps(app,
     inside, elsewhere = face_change(shown, frames)
     assert inside > 25, f"the face barely changed ({inside:.1f} grey levels)"
     assert elsewhere < 8, f"outside the face the picture changed by {elsewhere:.1f} grey levels"
+
+
+def test_the_webcam_stream_comes_back_with_the_face_transformed_and_the_fps(app, frames, tmp_path):
+    assert_stream_transformed(app, frames, tmp_path)
+
+
+@pytest.mark.colab_mirror
+def test_the_app_streams_the_webcam_with_colabs_gradio(mirror, run_dir, frames, tmp_path):
+    """`python -m helpers.app` served by the Colab mirror's interpreter (Colab's Gradio pin), driven from a browser here."""
+    from helpers import colab_mirror
+
+    assert mirror["after"]["gradio"] == colab_mirror.colab_pins()["gradio"]  # the set-up cell left Colab's Gradio alone
+    port = free_port()
+    log = tmp_path / "app.log"
+    with log.open("w") as out:
+        server = subprocess.Popen([str(colab_mirror.python()), "-m", "helpers.app", "--model", str(run_dir), "--device", "cpu",
+                                   "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
+                                  env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_for(lambda: server.poll() is not None or _answers(url), what="the app in the mirror", timeout=180)
+        assert server.poll() is None, log.read_text()[-3000:]
+        assert_stream_transformed(type("Served", (), {"local_url": url}), frames, tmp_path)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as page:
+            return page.status == 200
+    except OSError:
+        return False
 
 
 @pytest.mark.parametrize("scene, message", [(no_face, NO_FACE), (two_faces, "2 faces in view: only the largest is transformed.")],
