@@ -115,12 +115,12 @@ CHILD = textwrap.dedent(
 
 
 def test_sigkill_during_saves_always_leaves_a_valid_checkpoint(tmp_path):
-    """Kill a saving process 20 times at random moments; every time a valid, newer-or-equal checkpoint loads."""
+    """Kill a saving process 12 times at random moments; every time a valid, newer-or-equal checkpoint loads."""
     folder = tmp_path / "ckpts"
     ck.save_checkpoint(folder, 0, {"weights": torch.zeros(4), "step_copy": torch.tensor(0)})
     rng = random.Random(1234)
     last = 0
-    for _ in range(20):
+    for _ in range(12):
         child = subprocess.Popen([sys.executable, "-c", CHILD, str(folder)], stdout=subprocess.PIPE, text=True)
         ready = child.stdout.readline().split()
         assert ready[0] == "ready" and int(ready[1]) == last  # it resumed from the newest valid file
@@ -137,7 +137,7 @@ def test_sigkill_during_saves_always_leaves_a_valid_checkpoint(tmp_path):
             assert torch.all(state["weights"] == step)
         last = step
         assert not list(folder.glob(".*.tmp"))  # the killed save's temp file went with the load (issue 11: 74 MB after 8 kills)
-    assert last > 20  # the children did make progress between kills
+    assert last > 12  # the children did make progress between kills
 
 
 # ---------------------------------------------------------------- issue 11: prune, temp files, mode, full disk, Drive

@@ -36,6 +36,7 @@ def course_workspace(tmp_path_factory):
 
 
 @pytest.mark.notebook
+@pytest.mark.xdist_group("course_workspace")  # one worker runs them all, in lesson order (make test uses two)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_top_to_bottom(path, course_workspace, monkeypatch):
     monkeypatch.setenv("POLYJUICE_DEVICE", "cpu")
