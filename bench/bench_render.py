@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=["640x360", "1280x720"])
     parser.add_argument("--seconds", type=float, default=2.0, help="clip length")
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=8, help="frames per model batch")
+    parser.add_argument("--batch", type=int, default=16, help="frames per model batch (render_video's default)")
     parser.add_argument("--detector", default="mtcnn")
     parser.add_argument("--model", default="classic", help="classic | lowmem | tiny | none (no model)")
     parser.add_argument("--model-size", type=int, default=64)

@@ -130,7 +130,7 @@ def render_video(
     device=None,
     align_fn: Callable | None = None,
     size: int = 256,
-    batch_size: int = 8,
+    batch_size: int = 16,
     target="largest",
     smooth: bool = True,
     min_cutoff: float = 1.0,
@@ -157,6 +157,8 @@ def render_video(
     detector: 'mtcnn' / 'haar' / 'auto' (helpers.faces), a detector object or a function.
     detect_every: run the detector at least every this many frames and follow the face
         in between (helpers.pipeline); 1 detects on every frame.
+    batch_size: frames whose faces go through the model together; 16 makes the classic 64 px swap
+        model ~15 % cheaper per face than 8 on a CPU (bench/bench_inference.py).
     target: which face to follow when there are several ('largest', 'center', index or box).
     smooth, min_cutoff, beta: one-euro smoothing of box and landmarks (helpers.smooth).
     mask, color, seamless, erode, feather: how the face is blended back (helpers.blend); color "none" = None.
