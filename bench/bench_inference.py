@@ -39,7 +39,7 @@ class ToA(torch.nn.Module):
 
 
 def variants(net, example):
-    """name -> (function of a float NCHW batch, how its input is laid out)."""
+    """name -> a function of a float NCHW batch giving decoder A's faces; `example` is the batch TorchScript traces."""
     layout = copy.deepcopy(net).to(memory_format=torch.channels_last)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
@@ -73,7 +73,8 @@ def main() -> None:
         torch.set_num_threads(threads)
         for batch in args.batch:
             x = torch.rand(batch, 3, args.size, args.size)
-            reference = net(x, "A").detach()
+            with torch.no_grad():
+                reference = net(x, "A")
             for name, fn in variants(net, x).items():
                 with torch.no_grad():
                     assert torch.allclose(fn(x), reference, atol=1e-4), f"{name} changed the output"

@@ -60,9 +60,9 @@ def by_css(driver, css):
     return driver.find_elements(By.CSS_SELECTOR, css)
 
 
-def open_camera(driver, app, record=True):
-    """Open the app, allow the webcam and press Record, as a person would."""
-    driver.get(app.local_url)
+def open_camera(driver, url: str, record=True):
+    """Open the app at `url`, allow the webcam and press Record, as a person would."""
+    driver.get(url)
     wait_for(lambda: press(driver, "Access Webcam"), what="the webcam button")
     if record:
         wait_for(lambda: press(driver, label="capture photo"), what="the Record button")
@@ -72,10 +72,10 @@ def status(driver) -> str:
     return text_of(driver, "#live-status")
 
 
-def assert_stream_transformed(app, frames, tmp_path):
+def assert_stream_transformed(url: str, frames, tmp_path):
     """The fake camera's face comes back changed, the rest of the picture not, with the fps and the model's name."""
     with chromium(camera_of(tmp_path, frames)) as driver:
-        open_camera(driver, app)
+        open_camera(driver, url)
         line = wait_for(lambda: "fps ·" in status(driver) and status(driver), what="the fps under the stream")
         src = wait_for(lambda: attribute_of(driver, "#live-frame img", "src"), what="a frame")
     assert "U-GAT-IT A2B (step 3)" in line
@@ -87,7 +87,7 @@ def assert_stream_transformed(app, frames, tmp_path):
 
 
 def test_the_webcam_stream_comes_back_with_the_face_transformed_and_the_fps(app, frames, tmp_path):
-    assert_stream_transformed(app, frames, tmp_path)
+    assert_stream_transformed(app.local_url, frames, tmp_path)
 
 
 @pytest.mark.colab_mirror
@@ -106,7 +106,7 @@ def test_the_app_streams_the_webcam_with_colabs_gradio(mirror, run_dir, frames, 
         url = f"http://127.0.0.1:{port}/"
         wait_for(lambda: server.poll() is not None or _answers(url), what="the app in the mirror", timeout=180)
         assert server.poll() is None, log.read_text()[-3000:]
-        assert_stream_transformed(type("Served", (), {"local_url": url}), frames, tmp_path)
+        assert_stream_transformed(url, frames, tmp_path)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -124,7 +124,7 @@ def _answers(url: str) -> bool:
                          ids=["no face", "two faces"])
 def test_a_camera_without_one_face_says_so_under_the_stream(app, frames, tmp_path, scene, message):
     with chromium(camera_of(tmp_path, scene(frames))) as driver:
-        open_camera(driver, app)
+        open_camera(driver, app.local_url)
         line = wait_for(lambda: "fps ·" in status(driver) and status(driver), what="the stream's status")
     assert line.endswith(message) and "U-GAT-IT" in line
 
@@ -132,7 +132,7 @@ def test_a_camera_without_one_face_says_so_under_the_stream(app, frames, tmp_pat
 def test_a_refused_camera_and_a_model_folder_that_does_not_exist_are_one_sentence_each(app, frames, tmp_path):
     missing = tmp_path / "no-such-run"
     with chromium(camera_of(tmp_path, frames), allow_camera=False) as driver:
-        open_camera(driver, app, record=False)
+        open_camera(driver, app.local_url, record=False)
         note = wait_for(lambda: text_of(driver, "#camera-note"), what="the camera note")
         wait_for(lambda: press(driver, "Another model"), what="the model box")
         wait_for(lambda: by_css(driver, "#model-folder textarea, #model-folder input"), what="the folder field")[0].send_keys(str(missing))
